@@ -1,0 +1,4 @@
+"""``python -m blurcli``."""
+from blurcli._cli import main
+
+main()

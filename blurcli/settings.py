@@ -1,0 +1,67 @@
+"""Frozen settings objects: the CLI builds one and hands it to the library, which never parses flags."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class Style(str, enum.Enum):
+    """How a hidden face is drawn."""
+
+    blur = "blur"
+    pixelate = "pixelate"
+    solid = "solid"
+
+
+#: Largest dlib encoding distance still accepted as the enrolled person. face_recognition's 0.6
+#: is too loose for a privacy tool (a stranger pair measured 0.599 on the shared photos), while
+#: the same person measured <= 0.43.
+DEFAULT_TOLERANCE = 0.5
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """What the face detector looks for.
+
+    Attributes:
+        threshold: CenterFace heat-map score above which a face is reported. Low on purpose:
+            a false mask costs a little picture, a missed face costs someone's privacy.
+        max_side: longest side, in pixels, of the picture handed to the detector at scale 1.
+        upscale_small: also run the detector on an upscaled copy (tiles) to find faces < 20 px.
+    """
+
+    threshold: float = 0.3
+    max_side: int = 1280
+    upscale_small: bool = True
+
+
+@dataclass(frozen=True)
+class RedactSettings:
+    """How faces are hidden.
+
+    Attributes:
+        style: blur, pixelate or solid.
+        head_scale: mask ellipse size relative to the detection box, so hair, ears and
+            chin are covered too (the detector's box is brows to chin).
+        feather: fraction of the mask's radius over which it fades into the picture.
+    """
+
+    style: Style = Style.blur
+    head_scale: float = 1.5
+    feather: float = 0.15
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Who is kept sharp.
+
+    Attributes:
+        gallery: path of the gallery file (None: the user's data directory, or BLURCLI_GALLERY).
+        tolerance: largest encoding distance accepted as an enrolled person.
+        min_face_px: faces smaller than this are never recognised (too few pixels to be sure) and stay hidden.
+    """
+
+    gallery: Path | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    min_face_px: int = 40

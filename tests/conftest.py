@@ -1,0 +1,42 @@
+"""Shared fixtures: where the real test media lives, and a guard against logged errors."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+_DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("BLURCLI_TEST_DATA", _DEFAULT_DATA)).resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared real media. Missing data is a failure under CI, a skip elsewhere."""
+    path = _data_dir()
+    if not (path / "MANIFEST.md").is_file():
+        message = f"test media not found at {path}; set BLURCLI_TEST_DATA to the shared data folder"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_gallery(tmp_path, monkeypatch):
+    """Never touch the user's real gallery from a test."""
+    monkeypatch.setenv("BLURCLI_GALLERY", str(tmp_path / "gallery-default.json"))
+
+
+@pytest.fixture(autouse=True)
+def _no_error_logs(caplog):
+    """A test that makes blurcli log an ERROR fails unless it asserts on that log itself."""
+    caplog.set_level(logging.WARNING, logger="blurcli")
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("blurcli")]
+    if errors and not getattr(caplog, "errors_expected", False):
+        pytest.fail("blurcli logged errors: " + "; ".join(r.getMessage() for r in errors))
