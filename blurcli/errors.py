@@ -54,9 +54,13 @@ class StreamError(BlurcliError):
 
 
 class PartialFailure(BlurcliError):
-    """Folder mode: some files failed, the others were written."""
+    """Folder mode: some files failed, the others were written. ``reports`` holds every file's report."""
 
     exit_code = 9
+
+    def __init__(self, message: str, reports: list | None = None):
+        super().__init__(message)
+        self.reports = reports or []
 
 
 #: Exit code used when the user interrupts (Ctrl-C / SIGTERM), as shells do for SIGINT.

@@ -1,0 +1,29 @@
+"""Options shared by several commands, declared once so names, defaults and ranges agree."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..media.image_io import DEFAULT_MAX_PIXELS
+from ..settings import DEFAULT_TOLERANCE, DetectSettings, Style
+
+STYLE = typer.Option(Style.blur, "--style", "-s", help="How hidden faces are drawn.", case_sensitive=False)
+GALLERY = typer.Option(
+    None, "--gallery", envvar="BLURCLI_GALLERY", help="Gallery file of enrolled people (default: your user data folder).",
+    dir_okay=False,
+)
+TOLERANCE = typer.Option(
+    DEFAULT_TOLERANCE, "--tolerance", min=0.2, max=0.6,
+    help="Largest face-encoding distance still accepted as an enrolled person. Lower is stricter.",
+)
+THRESHOLD = typer.Option(
+    DetectSettings().threshold, "--threshold", min=0.05, max=0.95,
+    help="Detector confidence above which a face is hidden. Lower hides more.",
+)
+REPORT = typer.Option(None, "--report", help="Write every face found and what was done to this JSON file.", dir_okay=False)
+MAX_PIXELS = typer.Option(
+    DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse images larger than this (decompression bombs)."
+)
+OptionalPath = Optional[Path]

@@ -1,0 +1,60 @@
+"""``blurcli photo IN OUT``: photos and folders of photos."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..errors import PartialFailure
+from ..pipeline.photo import PhotoSettings, redact_photos
+from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
+from . import app, options
+from .common import console, reporting
+from .reports import print_failures, write_json_report
+
+
+@app.command()
+def photo(
+    src: Path = typer.Argument(..., metavar="IN", help="An image, or a folder of images (searched recursively)."),
+    dst: Path = typer.Argument(..., metavar="OUT", help="Output image, or output folder for a folder."),
+    style: Style = options.STYLE,
+    gallery: options.OptionalPath = options.GALLERY,
+    tolerance: float = options.TOLERANCE,
+    threshold: float = options.THRESHOLD,
+    report: options.OptionalPath = options.REPORT,
+    keep_location: bool = typer.Option(False, "--keep-location", help="Keep GPS tags (removed by default)."),
+    max_pixels: int = options.MAX_PIXELS,
+) -> None:
+    """Hide every face in photos except enrolled people. EXIF orientation is honoured; GPS is removed."""
+    with reporting():
+        settings = PhotoSettings(
+            detect=replace(DetectSettings(), threshold=threshold),
+            redact=replace(RedactSettings(), style=style),
+            identity=replace(IdentitySettings(), gallery=gallery, tolerance=tolerance),
+            keep_location=keep_location,
+            max_pixels=max_pixels,
+        )
+        reports = []
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, transient=True,
+        ) as progress:
+            task = progress.add_task("photos", total=None)
+
+            def on_file(file_report):
+                reports.append(file_report)
+                progress.update(task, advance=1, description=Path(file_report.input).name)
+
+            try:
+                redact_photos(src, dst, settings, on_start=lambda n: progress.update(task, total=n), on_file=on_file)
+            except PartialFailure:
+                print_failures([(r.input, r.error) for r in reports if r.error], len(reports))
+                raise
+            finally:
+                if report is not None and reports:
+                    write_json_report(report, [r.to_dict() for r in reports])
+        hidden = sum(f.action == "hidden" for r in reports for f in r.faces)
+        kept = sum(f.action == "kept" for r in reports for f in r.faces)
+        console.print(f"{len(reports)} image(s): {hidden} face(s) hidden, {kept} kept")

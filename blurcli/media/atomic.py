@@ -1,0 +1,56 @@
+"""Write outputs under a temporary name beside the target and rename on success.
+
+A crash, an error or Ctrl-C then leaves either the previous file or nothing under the output
+name, never a half-written one, and the temp file is removed.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import OutputError
+
+
+def temp_path_beside(target: Path) -> Path:
+    """A fresh hidden path in the target's directory with the same suffix (muxers pick by suffix)."""
+    target = Path(target)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    except FileNotFoundError:
+        raise OutputError(f"output folder {target.parent} does not exist") from None
+    except PermissionError:
+        raise OutputError(f"cannot write in {target.parent}: permission denied; choose another output folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write in {target.parent}: {exc.strerror}") from None
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temp path to write; on clean exit fsync and rename it to ``target``, else delete it.
+
+    Args:
+        target: the final output path; its folder must exist.
+        mode: file permissions to set before the rename (e.g. 0o600), or None for the umask default.
+    """
+    target = Path(target)
+    tmp = temp_path_beside(target)
+    try:
+        yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise

@@ -1,0 +1,188 @@
+"""Photos: detect every face, keep enrolled people sharp, hide everyone else, write without location."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..errors import BlurcliError, PartialFailure
+from ..faces import Faces
+from ..media.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_picture, output_format, write_picture
+from ..redact import redact
+from ..settings import DetectSettings, IdentitySettings, RedactSettings
+from ..secrets import mask_secrets
+from .paths import Job, ensure_parent, plan_jobs
+
+log = logging.getLogger("blurcli.photo")
+
+
+@dataclass(frozen=True)
+class PhotoSettings:
+    """Everything ``blurcli photo`` needs, built once by the CLI."""
+
+    detect: DetectSettings = DetectSettings()
+    redact: RedactSettings = RedactSettings()
+    identity: IdentitySettings = IdentitySettings()
+    keep_location: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class FaceRecord:
+    """One face found in a picture, for reports. ``box`` is x0, y0, x1, y1 in upright pixels."""
+
+    box: list[float]
+    score: float
+    identity: str | None
+    distance: float | None
+    action: str  # "kept" or "hidden"
+
+
+@dataclass
+class FileReport:
+    input: str
+    output: str
+    width: int | None = None
+    height: int | None = None
+    faces: list[FaceRecord] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def identify_faces(image: np.ndarray, faces: Faces, *, encoder, matcher, min_face_px: int) -> Faces:
+    """Fill ``faces.identity``/``distance`` for faces big enough to recognise; others stay unknown."""
+    if matcher is None or matcher.empty or not len(faces):
+        return faces
+    big = np.minimum(faces.width, faces.height) >= min_face_px
+    if big.any():
+        names, distances = matcher.match(encoder.encode(image, faces.xyxy[big]))
+        faces.identity[big] = names
+        faces.distance[big] = distances
+    return faces
+
+
+def redact_image(
+    image: np.ndarray,
+    *,
+    detector,
+    matcher=None,
+    encoder=None,
+    redact_settings: RedactSettings = RedactSettings(),
+    identity_settings: IdentitySettings = IdentitySettings(),
+) -> tuple[np.ndarray, Faces, list[str]]:
+    """Hide every face of ``image`` that is not an enrolled person.
+
+    Args:
+        image: (h, w, 3) uint8 BGR, upright. Not modified.
+        detector: a ``FaceDetector``.
+        matcher: a gallery ``Matcher``, or None when nobody is enrolled (then every face is hidden).
+        encoder: a ``FaceEncoder``; needed only with a non-empty matcher.
+
+    Returns:
+        (redacted copy, faces with identity filled, action per face: "kept" or "hidden").
+    """
+    faces = detector.detect(image)
+    faces = identify_faces(image, faces, encoder=encoder, matcher=matcher, min_face_px=identity_settings.min_face_px)
+    keep = faces.enrolled
+    out = image.copy()
+    redact(out, faces.xyxy[~keep], redact_settings)
+    return out, faces, ["kept" if k else "hidden" for k in keep]
+
+
+class PhotoRedactor:
+    """Loads the models once and redacts any number of photos with them."""
+
+    def __init__(self, settings: PhotoSettings = PhotoSettings()):
+        from ..detect import load_detector
+        from ..identity.gallery import Gallery
+
+        self.settings = settings
+        self.detector = load_detector(settings.detect)
+        self.matcher = Gallery.open(settings.identity.gallery).matcher(settings.identity.tolerance)
+        self.encoder = None
+        if not self.matcher.empty:
+            from ..identity.encoder import FaceEncoder
+
+            self.encoder = FaceEncoder()
+
+    def redact_file(self, src: Path, dst: Path) -> FileReport:
+        """Redact one photo file into ``dst`` (atomically). Raises BlurcliError subclasses."""
+        output_format(dst)  # unknown extension: fail before any work
+        picture = load_picture(src, max_pixels=self.settings.max_pixels)
+        out, faces, actions = redact_image(
+            picture.bgr,
+            detector=self.detector,
+            matcher=self.matcher,
+            encoder=self.encoder,
+            redact_settings=self.settings.redact,
+            identity_settings=self.settings.identity,
+        )
+        ensure_parent(dst)
+        write_picture(dst, picture, out, keep_location=self.settings.keep_location)
+        report = FileReport(str(src), str(dst), picture.bgr.shape[1], picture.bgr.shape[0])
+        for i, action in enumerate(actions):
+            distance = float(faces.distance[i])
+            report.faces.append(
+                FaceRecord(
+                    box=[round(float(v), 1) for v in faces.xyxy[i]],
+                    score=round(float(faces.score[i]), 3),
+                    identity=faces.identity[i],
+                    distance=None if np.isnan(distance) else round(distance, 3),
+                    action=action,
+                )
+            )
+        return report
+
+
+def redact_photos(
+    src: Path,
+    dst: Path,
+    settings: PhotoSettings = PhotoSettings(),
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_file: Callable[[FileReport], None] | None = None,
+) -> list[FileReport]:
+    """Redact one photo, or every photo under a folder (mirrored under ``dst``).
+
+    In folder mode a bad file is reported and skipped; a PartialFailure is raised at the end
+    (after every other file was written) when any file failed.
+
+    Args:
+        on_start: called once with the number of files.
+        on_file: called after each file with its report (``error`` set when it failed).
+
+    Raises:
+        BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
+    """
+    jobs, folder_mode = plan_jobs(Path(src), Path(dst), IMAGE_SUFFIXES, "image")
+    if not folder_mode:
+        output_format(jobs[0].dst)
+    redactor = PhotoRedactor(settings)
+    if on_start:
+        on_start(len(jobs))
+    reports = _run_jobs(redactor, jobs, folder_mode, on_file)
+    failed = [r for r in reports if r.error]
+    if failed:
+        raise PartialFailure(f"{len(failed)} of {len(reports)} images failed; the others were written", reports)
+    return reports
+
+
+def _run_jobs(redactor: PhotoRedactor, jobs: Iterable[Job], folder_mode: bool, on_file) -> list[FileReport]:
+    reports = []
+    for job in jobs:
+        try:
+            report = redactor.redact_file(job.src, job.dst)
+        except BlurcliError as exc:
+            if not folder_mode:
+                raise
+            log.warning("skipped %s: %s", job.src, exc)
+            report = FileReport(str(job.src), str(job.dst), error=mask_secrets(str(exc)))
+        reports.append(report)
+        if on_file:
+            on_file(report)
+    return reports

@@ -1,0 +1,41 @@
+"""Hide faces in a frame, in place: a feathered head ellipse per face, drawn in the chosen style."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..settings import RedactSettings
+from .masks import ellipse_alpha, ellipse_window, head_ellipses
+from .styles import Redactor, redactor_for
+
+__all__ = ["redact", "redact_whole", "Redactor", "head_ellipses"]
+
+
+def redact(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:
+    """Hide every box of ``xyxy`` in ``image`` (modified in place).
+
+    Args:
+        image: (h, w, 3) uint8 BGR frame, writable.
+        xyxy: (n, 4) boxes in the frame's pixels (faces to hide; enrolled faces must not be here).
+        settings: style, head scale and feather.
+    """
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    if not len(xyxy):
+        return
+    redactor = redactor_for(settings.style)
+    frame_shape = image.shape[:2]
+    for ellipse in head_ellipses(xyxy, settings.head_scale):
+        window = ellipse_window(ellipse, settings.feather, frame_shape)
+        if window is None:
+            continue
+        x0, y0, x1, y1 = window
+        region = image[y0:y1, x0:x1]
+        alpha = ellipse_alpha(region.shape[:2], ellipse, settings.feather, origin=(x0, y0))[:, :, None]
+        hidden = redactor.hide(region, face_size=float(2 * ellipse[2] / settings.head_scale))
+        blended = region * (1.0 - alpha) + hidden * alpha
+        image[y0:y1, x0:x1] = np.rint(blended).astype(np.uint8)
+
+
+def redact_whole(image: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:
+    """Hide the entire frame (fail-closed fallback when detection cannot be trusted)."""
+    size = float(min(image.shape[:2]))
+    image[:] = redactor_for(settings.style).hide(image, face_size=size)
