@@ -1,6 +1,7 @@
 """Hide faces in a frame, in place: a feathered head ellipse per face, drawn in the chosen style."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..settings import RedactSettings
@@ -29,10 +30,9 @@ def redact(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = Redac
             continue
         x0, y0, x1, y1 = window
         region = image[y0:y1, x0:x1]
-        alpha = ellipse_alpha(region.shape[:2], ellipse, settings.feather, origin=(x0, y0))[:, :, None]
+        alpha = ellipse_alpha(region.shape[:2], ellipse, settings.feather, origin=(x0, y0))
         hidden = redactor.hide(region, face_size=float(2 * ellipse[2] / settings.head_scale))
-        blended = region * (1.0 - alpha) + hidden * alpha
-        image[y0:y1, x0:x1] = np.rint(blended).astype(np.uint8)
+        image[y0:y1, x0:x1] = cv2.blendLinear(region, hidden, 1.0 - alpha, alpha)
 
 
 def redact_whole(image: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:

@@ -13,8 +13,10 @@ import numpy as np
 
 from ..settings import Style
 
-#: Samples kept across a face's width. 6 keeps the skin tone and no identity.
+#: Samples kept across a face's width: 6 for pixelate (reads as a mosaic), 3 for blur: with 6, dim
+#: faces in the Hamilton clip kept a detail correlation of 0.52-0.62 after the blur; with 3, 0.32-0.38.
 SAMPLES_PER_FACE = 6
+BLUR_SAMPLES_PER_FACE = 3
 #: Small faces are hidden as if they were this big (pixels): resampling a 10 px face to 6 samples
 #: would keep most of its few pixels of detail, so small faces become one soft blob instead.
 MIN_FACE_PX = 48.0
@@ -34,10 +36,10 @@ class Redactor:
         raise NotImplementedError
 
 
-def _coarse(window: np.ndarray, face_size: float, interpolation: int) -> np.ndarray:
-    """Resample ``window`` to ~SAMPLES_PER_FACE samples per face width and back up."""
+def _coarse(window: np.ndarray, face_size: float, interpolation: int, samples: int = SAMPLES_PER_FACE) -> np.ndarray:
+    """Resample ``window`` to ``samples`` samples per face width and back up."""
     h, w = window.shape[:2]
-    step = max(face_size, MIN_FACE_PX) / SAMPLES_PER_FACE
+    step = max(face_size, MIN_FACE_PX) / samples
     small = cv2.resize(window, (max(1, round(w / step)), max(1, round(h / step))), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=interpolation)
 
@@ -46,7 +48,7 @@ class BlurRedactor(Redactor):
     style = Style.blur
 
     def hide(self, window, face_size):
-        coarse = _coarse(window, face_size, cv2.INTER_LINEAR)
+        coarse = _coarse(window, face_size, cv2.INTER_LINEAR, BLUR_SAMPLES_PER_FACE)
         k = int(max(face_size, MIN_FACE_PX) / 3) | 1
         return cv2.stackBlur(coarse, (k, k))
 

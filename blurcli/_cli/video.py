@@ -1,0 +1,124 @@
+"""``blurcli video IN OUT``: videos and folders of videos."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from ..errors import PartialFailure, UsageError
+from ..media.video_io import X264_PRESETS
+from ..pipeline.video import VideoSettings, redact_videos
+from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
+from . import app, options
+from .common import console, progress_bar, reporting
+from .reports import print_failures, write_json_report
+
+
+class _FpsColumn(ProgressColumn):
+    """Frames per second of the running pass."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:5.1f} fps" if speed else "      fps", style="progress.data.speed")
+
+
+def _detect_every(value: str) -> int | None:
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        every = int(value)
+    except ValueError:
+        raise UsageError(f"--detect-every must be a whole number of frames or 'auto', not {value!r}") from None
+    if every < 1:
+        raise UsageError("--detect-every must be at least 1")
+    return every
+
+
+@app.command()
+def video(
+    src: Path = typer.Argument(..., metavar="IN", help="A video, or a folder of videos (searched recursively)."),
+    dst: Path = typer.Argument(
+        ..., metavar="OUT", help="Output video (.mp4 .m4v .mov .mkv), or output folder for a folder."
+    ),
+    style: Style = options.STYLE,
+    gallery: options.OptionalPath = options.GALLERY,
+    tolerance: float = options.TOLERANCE,
+    threshold: float = options.THRESHOLD,
+    report: options.OptionalPath = options.REPORT,
+    crf: int = typer.Option(
+        20, "--crf", min=0, max=51, help="x264 quality: lower is better and bigger (18-28 is usual)."
+    ),
+    preset: str = typer.Option(
+        "veryfast", "--preset", help=f"x264 speed preset ({', '.join(X264_PRESETS)}); slower makes smaller files."
+    ),
+    detect_every: str = typer.Option(
+        "auto", "--detect-every", metavar="N|auto",
+        help="Run the face detector on every Nth frame (1 = every frame); auto follows motion and cuts.",
+    ),
+    detect_size: int = typer.Option(
+        0, "--detect-size", min=0, max=4096, metavar="PX",
+        help="Longest side of the picture the detector sees (0 = auto: 640 up to 720p, 960 above). "
+        "Larger finds smaller faces, slower.",
+    ),
+) -> None:
+    """Hide every face in videos except enrolled people; audio, timestamps and rotation are kept."""
+    with reporting():
+        if preset not in X264_PRESETS:
+            raise UsageError(f"unknown --preset {preset!r}; use one of {', '.join(X264_PRESETS)}")
+        settings = VideoSettings(
+            detect=replace(DetectSettings(), threshold=threshold),
+            redact=replace(RedactSettings(), style=style),
+            identity=replace(IdentitySettings(), gallery=gallery, tolerance=tolerance),
+            crf=crf,
+            preset=preset,
+            detect_every=_detect_every(detect_every),
+            detect_max_side=detect_size or None,
+        )
+        reports = []
+        with progress_bar(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _FpsColumn(), TimeRemainingColumn()
+        ) as progress:
+            state = {"task": None, "stage": None, "file": ""}
+
+            def on_start(files: list[Path]) -> None:
+                if len(files) > 1:
+                    state["files"] = progress.add_task("videos", total=len(files))
+
+            def on_begin(path: Path) -> None:
+                state["file"] = path.name
+
+            def on_frame(stage: str, done: int, total: int | None) -> None:
+                if stage != state["stage"]:
+                    if state["task"] is not None:
+                        progress.remove_task(state["task"])
+                    state["stage"] = stage
+                    state["task"] = progress.add_task(f"{stage} {state['file']}", total=total)
+                progress.update(state["task"], completed=done, total=total)
+
+            def on_file(file_report) -> None:
+                reports.append(file_report)
+                if state["task"] is not None:
+                    progress.remove_task(state["task"])
+                state["task"] = state["stage"] = None
+                if "files" in state:
+                    progress.update(state["files"], advance=1)
+
+            try:
+                redact_videos(
+                    src, dst, settings, on_start=on_start, on_begin=on_begin, on_file=on_file, progress=on_frame
+                )
+            except PartialFailure:
+                print_failures([(r.input, r.error) for r in reports if r.error], len(reports), root=src)
+                raise
+            finally:
+                if report is not None and reports:
+                    dicts = [r.to_dict() for r in reports]
+                    write_json_report(report, dicts[0] if src.is_file() else dicts)
+        for r in reports:
+            if not r.error:
+                console.print(
+                    f"{r.output}: {r.frames} frames, {r.hidden} face track(s) hidden, {r.kept} kept", markup=False
+                )

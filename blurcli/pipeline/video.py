@@ -1,0 +1,526 @@
+"""Videos: two passes, so that every track's decision holds for its whole life.
+
+Pass 1 decodes the file, detects faces on a downscaled copy of every Nth frame (N follows the
+picture, see :mod:`blurcli.track.cadence`), tracks them, resets the tracker at shot cuts, and
+samples face encodings along each track for the identity vote. Nothing is written.
+
+Between the passes every track gets its decision (an enrolled name, or unknown) and one box per
+frame: interpolated between its detections, padded before its first and after its last one.
+
+Pass 2 decodes the file again, hides the boxes of every track that is not an enrolled person,
+and writes the frames with their original timestamps and the audio copied. A file that fails to
+decode fails in pass 1, before any output exists; an interrupted pass 2 leaves no output.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import BlurcliError, InputError, PartialFailure, UsageError
+from ..faces import Faces
+from ..redact import redact
+from ..secrets import mask_secrets
+from ..settings import DetectSettings, IdentitySettings, RedactSettings
+from ..track import CutDetector, DetectionCadence, FaceTracker, IdentityVotes
+from ..track.plan import MaskPlan, TrackLog, track_boxes
+from ..track.votes import worth_sampling
+from .paths import check_not_input, ensure_parent
+
+log = logging.getLogger("blurcli.video")
+
+#: progress(stage, frames_done, frames_total_or_None); stage is "analysing" or "writing".
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Everything ``blurcli video`` needs, built once by the CLI.
+
+    Attributes:
+        detect: detector threshold (its max_side and small-face pass are not used for video).
+        redact: how hidden faces are drawn.
+        identity: gallery, tolerance and smallest recognisable face.
+        crf: x264 constant rate factor of the output (lower is better and bigger).
+        preset: x264 preset (speed against file size).
+        detect_every: run the detector on every Nth frame; None = auto (every 1-4 frames at 25-30
+            fps: at every cut, soon after a new face, and every frame while faces move fast).
+        detect_max_side: longest side of the copy the detector sees; None = auto: 640 for videos up
+            to 1280 px (720p is halved), 960 above (1080p: faces of 20-40 px are found 3x more
+            often than at 640; measured on facenet_video.mp4).
+        pad_s: how long a track is still hidden before its first and after its last detection.
+        threads: decoder/encoder threads (0 = FFmpeg's choice).
+    """
+
+    detect: DetectSettings = DetectSettings()
+    redact: RedactSettings = RedactSettings()
+    identity: IdentitySettings = IdentitySettings()
+    crf: int = 20
+    preset: str = "veryfast"
+    detect_every: int | None = None
+    detect_max_side: int | None = None
+    pad_s: float = 0.5
+    threads: int = 0
+
+
+@dataclass
+class TrackReport:
+    """One face track in a report.
+
+    Attributes:
+        track_id: the tracker's id, unique within the file.
+        first_frame, last_frame: first and last frame the face was detected in.
+        hidden_from, hidden_to: frames the track was masked in (padding included), None if kept.
+        boxes: one row per detection: [frame, x0, y0, x1, y1, score] in upright source pixels.
+        samples: identity samples: {"frame", "name", "distance"}.
+        identity: the enrolled name the vote decided, or None.
+        action: "kept" or "hidden".
+    """
+
+    track_id: int
+    first_frame: int
+    last_frame: int
+    hidden_from: int | None
+    hidden_to: int | None
+    boxes: list[list[float]]
+    samples: list[dict]
+    identity: str | None
+    action: str
+
+
+@dataclass
+class VideoReport:
+    """What ``redact_video`` did to one file."""
+
+    input: str
+    output: str
+    width: int = 0
+    height: int = 0
+    frames: int = 0
+    detected_frames: int = 0
+    cuts: list[int] = field(default_factory=list)
+    tracks: list[TrackReport] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def hidden(self) -> int:
+        return sum(t.action == "hidden" for t in self.tracks)
+
+    @property
+    def kept(self) -> int:
+        return sum(t.action == "kept" for t in self.tracks)
+
+
+@dataclass
+class Analysis:
+    """Pass 1's result: the tracks, their identity votes and the shot cuts."""
+
+    info: object  # blurcli.media.video_io.VideoInfo
+    frames: int
+    fps: float
+    detected_frames: int
+    cuts: list[int]
+    logs: dict[int, TrackLog]
+    votes: IdentityVotes
+
+
+def _prefetch(items: Iterable, depth: int = 8) -> Iterator:
+    """Iterate ``items`` in a worker thread, ``depth`` ahead (decoding goes on while a face is
+    encoded or detected); errors are re-raised here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((end, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put((end, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:  # a generator: run its cleanup (an inner _prefetch stops) here
+                close()
+
+    worker = threading.Thread(target=work, name="blurcli-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
+def auto_detect_side(info) -> int:
+    """Detector input size for a video: 640 px up to 720p, 960 px above."""
+    longest = max(info.width, info.height) if info is not None else 0
+    return 640 if longest <= 1280 else 960
+
+
+class Analyser:
+    """Pass 1, one frame at a time: cuts, detection cadence, tracking and identity samples.
+
+    Args:
+        redactor: supplies the detector, encoder, matcher and settings.
+        fps: the video's frame rate (durations in the tracker and the vote are in seconds).
+    """
+
+    def __init__(self, redactor: "VideoRedactor", *, fps: float, info=None) -> None:
+        settings = redactor.settings
+        self.redactor = redactor
+        self.info = info
+        self.fps = fps
+        self.tracker = FaceTracker(fps=fps)
+        self.cadence = DetectionCadence(fps=fps, every=settings.detect_every)
+        self.cuts = CutDetector()
+        self.votes = IdentityVotes(
+            fps=fps,
+            tolerance=settings.identity.tolerance,
+            min_face_px=settings.identity.min_face_px,
+            matcher=redactor.matcher,
+        )
+        self.recognise = redactor.encoder is not None and not redactor.matcher.empty
+        self.detect_side = settings.detect_max_side or auto_detect_side(info)
+        self.logs: dict[int, TrackLog] = {}
+        self.cut_frames: list[int] = []
+        self.shot_start = 0
+        self.detected = 0
+        self.frames = 0
+
+    def step(self, index: int, image: np.ndarray) -> None:
+        """Process frame ``index`` ((h, w, 3) uint8 BGR, upright); frames must come in order."""
+        self.frames = index + 1
+        cut = self.cuts.update(image)
+        if cut:
+            self.tracker.reset()
+            self.cadence.reset()
+            self.cut_frames.append(index)
+            self.shot_start = index
+        if not self.cadence.should_detect(index, cut=cut, change=self.cuts.change):
+            self.tracker.update(None, index)
+            return
+        self.detected += 1
+        faces = self.redactor.detector.detect(image, max_side=self.detect_side, upscale_small=False)
+        tracks = self.tracker.update(faces, index)
+        self.cadence.observe(tracks, index)
+        seen = tracks[tracks.data["detected"]]
+        for track_id in seen.track_id[seen.data["jumped"]].tolist():
+            self.votes.recheck(track_id)
+        for i, track_id in enumerate(seen.track_id.tolist()):
+            if track_id not in self.logs:
+                self.logs[track_id] = TrackLog(track_id, self.shot_start)
+            self.logs[track_id].add(index, seen.xyxy[i], seen.score[i])
+        if self.recognise:
+            self._sample(image, seen, index)
+
+    def _sample(self, image: np.ndarray, faces: Faces, index: int) -> None:
+        """Encode the faces whose track wants an identity sample in this frame (good faces only)."""
+        votes = self.votes
+        want = worth_sampling(faces, votes.min_face_px)
+        for i in np.flatnonzero(want):
+            want[i] = votes.wants_sample(int(faces.track_id[i]), index)
+        if not want.any():
+            return
+        encodings = self.redactor.encoder.encode(image, faces.xyxy[want])
+        names, distances = self.redactor.matcher.match(encodings)
+        for track_id, name, distance, encoding in zip(faces.track_id[want].tolist(), names, distances, encodings):
+            votes.add(track_id, name, float(distance), frame_index=index, encoding=encoding)
+
+    def result(self) -> Analysis:
+        return Analysis(self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes)
+
+
+class VideoRedactor:
+    """Loads the models once and redacts any number of videos with them.
+
+    Args:
+        settings: what to detect, keep and write.
+        detector, matcher, encoder: injected stand-ins (tests); by default the real detector,
+            the gallery's matcher and, when someone is enrolled, the face encoder.
+    """
+
+    def __init__(self, settings: VideoSettings = VideoSettings(), *, detector=None, matcher=None, encoder=None):
+        self.settings = settings
+        if detector is None:
+            from ..detect import load_detector
+
+            detector = load_detector(settings.detect)
+        if matcher is None:
+            from ..identity.gallery import Gallery
+
+            matcher = Gallery.open(settings.identity.gallery).matcher(settings.identity.tolerance)
+        if encoder is None and not matcher.empty:
+            from ..identity.encoder import FaceEncoder
+
+            encoder = FaceEncoder()
+        self.detector = detector
+        self.matcher = matcher
+        self.encoder = encoder
+
+    # -- pass 1 -------------------------------------------------------------------------------
+
+    def analyse(self, src: Path, progress: Progress | None = None) -> Analysis:
+        """Pass 1: detect, track and sample identities over the whole file.
+
+        Raises:
+            InputError: the file cannot be opened or a frame cannot be decoded.
+        """
+        from ..media.video_io import VideoReader
+
+        with contextlib.ExitStack() as stack:
+            reader = stack.enter_context(VideoReader(src, threads=self.settings.threads))
+            info = reader.info
+            analyser = Analyser(self, fps=float(info.average_rate) if info.average_rate else 30.0, info=info)
+            frames = stack.enter_context(contextlib.closing(_prefetch(reader)))
+            for index, frame in enumerate(frames):
+                analyser.step(index, frame.image)
+                if progress:
+                    progress("analysing", index + 1, info.frame_count)
+        if analyser.frames == 0:
+            raise InputError(f"{src}: holds no video frames")
+        return analyser.result()
+
+    # -- between the passes -------------------------------------------------------------------
+
+    def plan(self, analysis: Analysis) -> tuple[MaskPlan, list[TrackReport]]:
+        """Decide every track and build the per-frame boxes of the tracks to hide."""
+        pad = max(1, int(round(self.settings.pad_s * analysis.fps)))
+        shot_ends = sorted(analysis.cuts) + [analysis.frames]
+        plan = MaskPlan()
+        reports = []
+        for track_id in sorted(analysis.logs):
+            track = analysis.logs[track_id]
+            identity = analysis.votes.decision(track_id)
+            shot_end = next(end for end in shot_ends if end > track.shot_start)
+            hidden_from = hidden_to = None
+            if identity is None:
+                frames, boxes = track_boxes(track, pad=pad, shot_end=shot_end)
+                plan.add(frames, boxes)
+                hidden_from, hidden_to = int(frames[0]), int(frames[-1])
+            reports.append(
+                TrackReport(
+                    track_id=track_id,
+                    first_frame=track.first,
+                    last_frame=track.last,
+                    hidden_from=hidden_from,
+                    hidden_to=hidden_to,
+                    boxes=[
+                        [f, *(round(float(v), 1) for v in box), round(s, 3)]
+                        for f, box, s in zip(track.frames, track.boxes, track.scores)
+                    ],
+                    samples=[
+                        {"frame": s.frame, "name": s.name, "distance": round(s.distance, 3)}
+                        for s in analysis.votes.samples(track_id)
+                    ],
+                    identity=identity,
+                    action="kept" if identity is not None else "hidden",
+                )
+            )
+        return plan, reports
+
+    # -- pass 2 -------------------------------------------------------------------------------
+
+    def write(self, src: Path, dst: Path, plan: MaskPlan, frames: int, progress: Progress | None = None) -> None:
+        """Pass 2: hide the planned boxes in every frame and write the output (audio copied).
+
+        Raises:
+            InputError: the file decodes differently from pass 1.
+            OutputError: the output cannot be written.
+        """
+        from ..media.video_io import VideoReader, VideoWriter
+
+        settings = self.settings
+        with contextlib.ExitStack() as stack:
+            reader = stack.enter_context(VideoReader(src, threads=settings.threads))
+            # The writer is entered before the decode thread starts: on any error the decode thread
+            # stops first, then the writer deletes its temp file, then the reader closes.
+            writer = stack.enter_context(
+                VideoWriter(
+                    dst, reader.info, audio_from=src, crf=settings.crf, preset=settings.preset, threads=settings.threads
+                )
+            )
+
+            def redacted(decoded: Iterable) -> Iterator:
+                for index, frame in enumerate(decoded):
+                    if index >= frames:
+                        raise InputError(f"{src}: decoded more frames the second time ({index + 1} > {frames})")
+                    redact(frame.image, plan.boxes(index), settings.redact)
+                    yield frame
+
+            # Three threads: decode, redact, encode (this one); each stage waits only on its own work.
+            count = 0
+            ready = stack.enter_context(contextlib.closing(_prefetch(redacted(_prefetch(reader)))))
+            for frame in ready:
+                writer.write(frame)
+                count += 1
+                if progress:
+                    progress("writing", count, frames)
+            if count != frames:
+                raise InputError(f"{src}: decoded {count} frames the second time, {frames} the first")
+
+    def redact_file(self, src: Path, dst: Path, progress: Progress | None = None) -> VideoReport:
+        """Redact one video into ``dst`` (written atomically; never over the input).
+
+        Raises:
+            UsageError: ``dst`` is the input.
+            InputError: the input cannot be read or decoded (nothing is written).
+            OutputError: the output cannot be written (nothing is left under its name).
+        """
+        from ..media.video_io import X264_PRESETS, output_format
+
+        src, dst = Path(src), Path(dst)
+        check_not_input(src, dst)
+        output_format(dst)  # an unknown extension fails now, not after pass 1
+        if not 0 <= self.settings.crf <= 51:
+            raise UsageError(f"crf must be between 0 and 51, got {self.settings.crf}")
+        if self.settings.preset not in X264_PRESETS:
+            raise UsageError(f"unknown x264 preset {self.settings.preset!r}; use one of {', '.join(X264_PRESETS)}")
+        started = time.perf_counter()
+        analysis = self.analyse(src, progress)
+        analysed = time.perf_counter()
+        plan, tracks = self.plan(analysis)
+        ensure_parent(dst)
+        self.write(src, dst, plan, analysis.frames, progress)
+        written = time.perf_counter()
+        report = VideoReport(
+            input=str(src),
+            output=str(dst),
+            width=analysis.info.width,
+            height=analysis.info.height,
+            frames=analysis.frames,
+            detected_frames=analysis.detected_frames,
+            cuts=analysis.cuts,
+            tracks=tracks,
+            seconds={"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)},
+        )
+        log.debug(
+            "%s: %d frames, detector on %d, %d cuts, %d tracks hidden, %d kept",
+            src, report.frames, report.detected_frames, len(report.cuts), report.hidden, report.kept,
+        )
+        return report
+
+
+def redact_video(
+    src: Path,
+    dst: Path,
+    settings: VideoSettings = VideoSettings(),
+    *,
+    progress: Progress | None = None,
+) -> VideoReport:
+    """Hide every face in a video except enrolled people; the audio and every timestamp are kept.
+
+    Args:
+        src: input video.
+        dst: output video (.mp4, .m4v, .mov or .mkv); written beside it under a temporary name
+            and renamed at the end.
+        settings: see :class:`VideoSettings`.
+        progress: called after every frame of each pass.
+
+    Returns:
+        The report: per track its frames, boxes, identity and action.
+
+    Raises:
+        UsageError, InputError, OutputError, ModelError, GalleryError.
+    """
+    return VideoRedactor(settings).redact_file(src, dst, progress)
+
+
+def _output_for(job_dst: Path, taken: set[Path]) -> Path:
+    """Folder mode keeps relative names; a container we cannot write (.avi, .webm, ...) becomes .mp4."""
+    from ..media.video_io import OUTPUT_FORMATS
+
+    if job_dst.suffix.lower() in OUTPUT_FORMATS:
+        return job_dst
+    dst = job_dst.with_suffix(".mp4")
+    if dst in taken:
+        dst = job_dst.with_name(job_dst.name + ".mp4")
+    return dst
+
+
+def redact_videos(
+    src: Path,
+    dst: Path,
+    settings: VideoSettings = VideoSettings(),
+    *,
+    on_start: Callable[[list[Path]], None] | None = None,
+    on_begin: Callable[[Path], None] | None = None,
+    on_file: Callable[[VideoReport], None] | None = None,
+    progress: Progress | None = None,
+) -> list[VideoReport]:
+    """Redact one video, or every video under a folder (mirrored under ``dst``, same relative names).
+
+    In folder mode a bad file is reported and skipped, and PartialFailure is raised at the end
+    when any file failed; Ctrl-C stops at once (the current output is not left behind).
+
+    Args:
+        on_start: called once with the input files, before the models load.
+        on_begin: called with each input file before its first pass.
+        on_file: called after each file with its report (``error`` set when it failed).
+        progress: called after every frame of each pass of each file.
+
+    Raises:
+        BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
+    """
+    from ..media.video_io import VIDEO_EXTENSIONS
+
+    from .paths import plan_jobs
+
+    jobs, folder_mode = plan_jobs(Path(src), Path(dst), VIDEO_EXTENSIONS, "video")
+    if on_start:
+        on_start([job.src for job in jobs])
+    sources = {job.src.resolve() for job in jobs}
+    outputs = []
+    for job in jobs:
+        out = _output_for(job.dst, set(outputs)) if folder_mode else job.dst
+        if out.resolve() in sources:
+            raise UsageError(f"output {out} (for {job.src}) is also an input; blurcli never overwrites an input")
+        outputs.append(out)
+    redactor = VideoRedactor(settings)
+    reports = []
+    for job, out in zip(jobs, outputs):
+        if on_begin:
+            on_begin(job.src)
+        try:
+            report = redactor.redact_file(job.src, out, progress)
+        except BlurcliError as exc:
+            if not folder_mode:
+                raise
+            log.warning("skipped %s: %s", job.src, exc)
+            report = VideoReport(str(job.src), str(out), error=mask_secrets(str(exc)))
+        reports.append(report)
+        if on_file:
+            on_file(report)
+    failed = [r for r in reports if r.error]
+    if failed:
+        raise PartialFailure(f"{len(failed)} of {len(reports)} videos failed; the others were written")
+    return reports
