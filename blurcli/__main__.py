@@ -1,4 +1,4 @@
 """``python -m blurcli``."""
-from blurcli._cli import main
+from blurcli._entry import main
 
 main()

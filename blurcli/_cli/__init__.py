@@ -2,14 +2,49 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from .common import setup_logging
 
+#: One line per command in ``blurcli --help`` (each command's own help keeps the full text), so
+#: that the overview fits a 80x24 terminal.
+_SHORT_HELP = {
+    "enroll": "Learn a person from photos so that their face stays sharp.",
+    "faces": "List who is enrolled.",
+    "forget": "Remove a person and their face encodings.",
+    "photo": "Hide faces in a photo or a folder of photos.",
+    "video": "Hide faces in a video or a folder of videos (audio kept).",
+    "stream": "Stream a camera, file or URL live with faces hidden.",
+}
+_OPTION_HELP = {
+    "install_completion": "Install tab completion for your shell.",
+    "show_completion": "Print the completion script.",
+}
+
+
+class _Group(TyperGroup):
+    """The root command: one-line command summaries and short completion help."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if param.name in _OPTION_HELP:
+                param.help = _OPTION_HELP[param.name]
+        return params
+
+    def get_command(self, ctx, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and command.short_help is None and cmd_name in _SHORT_HELP:
+            command.short_help = _SHORT_HELP[cmd_name]
+        return command
+
+
 app = typer.Typer(
     name="blurcli",
-    help="Blur every face in photos, videos and live streams except the people you enrolled.\n\n"
-    "Full guide: README.md (https://github.com/blurcli/blurcli#readme).",
+    cls=_Group,
+    help="Blur every face in photos, videos and streams except enrolled people.\n\n"
+    "Full guide: README.md",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
@@ -25,7 +60,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs (secrets stay masked)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     setup_logging(debug)

@@ -27,11 +27,12 @@ def enroll(
     ),
     largest: bool = typer.Option(False, "--largest", help="In a photo with several faces, enrol the largest one."),
     gallery: options.OptionalPath = options.GALLERY,
+    max_pixels: int = options.MAX_PIXELS,
 ) -> None:
     """Learn a person's face so it stays sharp. Only face encodings are stored, never the photos."""
     with reporting():
         with console.status("finding and encoding faces..."):
-            result = enroll_photos(photos, name=name, gallery_path=gallery, largest=largest)
+            result = enroll_photos(photos, name=name, gallery_path=gallery, largest=largest, max_pixels=max_pixels)
     person = result.person
     what = "enrolled" if result.created else "added to"
     console.print(

@@ -5,14 +5,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from ..errors import PartialFailure
 from ..pipeline.photo import PhotoSettings, redact_photos
+from ..preview import preview_photos
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
-from .common import console, reporting
-from .reports import print_failures, write_json_report
+from .common import console, progress_bar, reporting
+from .reports import check_report_path, print_failures, write_json_report
 
 
 @app.command()
@@ -26,9 +28,14 @@ def photo(
     report: options.OptionalPath = options.REPORT,
     keep_location: bool = typer.Option(False, "--keep-location", help="Keep GPS tags (removed by default)."),
     max_pixels: int = options.MAX_PIXELS,
+    preview: bool = typer.Option(
+        False, "--preview",
+        help="Write OUT as a side-by-side preview (original with boxes: green kept, red hidden | result) instead.",
+    ),
 ) -> None:
     """Hide every face in photos except enrolled people. EXIF orientation is honoured; GPS is removed."""
     with reporting():
+        check_report_path(report, src, dst)
         settings = PhotoSettings(
             detect=replace(DetectSettings(), threshold=threshold),
             redact=replace(RedactSettings(), style=style),
@@ -37,20 +44,17 @@ def photo(
             max_pixels=max_pixels,
         )
         reports = []
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, transient=True,
-        ) as progress:
+        with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as progress:
             task = progress.add_task("photos", total=None)
 
             def on_file(file_report):
                 reports.append(file_report)
-                progress.update(task, advance=1, description=Path(file_report.input).name)
+                progress.update(task, advance=1, description=escape(Path(file_report.input).name))
 
             try:
-                redact_photos(src, dst, settings, on_start=lambda n: progress.update(task, total=n), on_file=on_file)
+                (preview_photos if preview else redact_photos)(src, dst, settings, on_start=lambda n: progress.update(task, total=n), on_file=on_file)
             except PartialFailure:
-                print_failures([(r.input, r.error) for r in reports if r.error], len(reports))
+                print_failures([(r.input, r.error) for r in reports if r.error], len(reports), root=src if src.is_dir() else None)
                 raise
             finally:
                 if report is not None and reports:

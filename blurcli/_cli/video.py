@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.text import Text
 
 from ..errors import PartialFailure, UsageError
@@ -14,7 +15,7 @@ from ..pipeline.video import VideoSettings, redact_videos
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
 from .common import console, progress_bar, reporting
-from .reports import print_failures, write_json_report
+from .reports import check_report_path, print_failures, write_json_report
 
 
 class _FpsColumn(ProgressColumn):
@@ -66,6 +67,7 @@ def video(
 ) -> None:
     """Hide every face in videos except enrolled people; audio, timestamps and rotation are kept."""
     with reporting():
+        check_report_path(report, src, dst)
         if preset not in X264_PRESETS:
             raise UsageError(f"unknown --preset {preset!r}; use one of {', '.join(X264_PRESETS)}")
         settings = VideoSettings(
@@ -95,7 +97,7 @@ def video(
                     if state["task"] is not None:
                         progress.remove_task(state["task"])
                     state["stage"] = stage
-                    state["task"] = progress.add_task(f"{stage} {state['file']}", total=total)
+                    state["task"] = progress.add_task(f"{stage} {escape(state['file'])}", total=total)
                 progress.update(state["task"], completed=done, total=total)
 
             def on_file(file_report) -> None:

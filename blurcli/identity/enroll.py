@@ -86,6 +86,7 @@ def enroll(
     name: str | None = None,
     gallery_path: Path | str | None = None,
     largest: bool = False,
+    max_pixels: int | None = None,
     detector=None,
     encoder: FaceEncoder | None = None,
 ) -> EnrolmentResult:
@@ -97,6 +98,7 @@ def enroll(
             An existing name gets the new samples added.
         gallery_path: the gallery file (None: ``$BLURCLI_GALLERY`` or the user data folder).
         largest: enrol the largest face of photos that show several people.
+        max_pixels: refuse photos with more pixels than this (default: the image reader's limit).
         detector: a FaceDetector (default ``blurcli.detect.load_detector()``).
         encoder: a FaceEncoder (default a new one).
 
@@ -123,7 +125,7 @@ def enroll(
     encodings: list[np.ndarray] = []
     refusals: list[str] = []
     for path in paths:
-        image = read_image(path)
+        image = read_image(path) if max_pixels is None else read_image(path, max_pixels=max_pixels)
         faces = detector.detect(image, upscale_small=False)  # enrolment needs no tiny faces
         try:
             index, ignored = choose_face(faces, largest=largest)

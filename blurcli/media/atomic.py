@@ -29,6 +29,21 @@ def temp_path_beside(target: Path) -> Path:
     return Path(name)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask(0) would let
+    another thread create a world-writable file meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_output(target: Path, mode: int | None = None) -> Iterator[Path]:
     """Yield a temp path to write; on clean exit fsync and rename it to ``target``, else delete it.
@@ -41,12 +56,7 @@ def atomic_output(target: Path, mode: int | None = None) -> Iterator[Path]:
     tmp = temp_path_beside(target)
     try:
         yield tmp
-        if mode is not None:
-            os.chmod(tmp, mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)

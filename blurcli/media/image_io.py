@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError, OutputError, UsageError
 from .atomic import atomic_output
@@ -30,8 +30,20 @@ WRITE_FORMATS = {
 }
 IMAGE_SUFFIXES = frozenset(WRITE_FORMATS)
 
+#: Formats we decode, whatever the file's name says (JPEG includes multi-picture MPO files; only
+#: their first picture is read). Pillow knows many more (EPS runs Ghostscript); we need none.
+READ_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "TIFF")
+
 _GPS_IFD = 0x8825
+_EXIF_IFD = 0x8769
 _ORIENTATION = 0x0112
+#: Descriptive IFD0 tags copied to outputs. Everything else in IFD0 is left out: TIFF structure
+#: (strips, tiles, sub-images), XMP (0x02BC: may name the people and their face regions),
+#: IPTC, Photoshop layer data (0x935C: the unredacted picture) and the IFD1 thumbnail.
+_KEPT_IFD0 = frozenset({0x010E, 0x010F, 0x0110, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x8298})
+#: Exif sub-IFD tags never copied: the maker note (camera makers store preview JPEGs of the
+#: whole picture in it), the interoperability pointer and padding.
+_DROPPED_EXIF = frozenset({0x927C, 0xA005, 0xEA1C, 0xEA1D})  # + Microsoft padding
 
 
 @dataclass
@@ -42,7 +54,8 @@ class Picture:
         bgr: (h, w, 3) uint8, upright.
         alpha: (h, w) uint8 alpha channel, or None.
         grey: True when the source had no colour (written back as greyscale).
-        exif: the source's EXIF (Pillow ``Image.Exif``), orientation already applied to the pixels.
+        exif: descriptive EXIF of the source (camera, date, exposure; GPS as a nested dict), detached
+            from the file; no orientation (already applied to the pixels), no thumbnail, no maker note.
         icc_profile: the source's colour profile bytes, or None.
         source_format: Pillow's name of the source format (JPEG, PNG...).
     """
@@ -59,14 +72,39 @@ def _check_readable(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
-        raise InputError(f"{path} is a folder; give an image file (folders work as IN OUTDIR)")
+        raise InputError(f"{path} is a folder, not an image file")
     try:
         with open(path, "rb") as fh:
             head = fh.read(1)
     except PermissionError:
         raise InputError(f"{path}: permission denied; check the file's permissions") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not head:
         raise InputError(f"{path} is empty (0 bytes)")
+
+
+def _detached_exif(source: Image.Exif) -> Image.Exif:
+    """The EXIF worth keeping, as plain values that no longer need the source file.
+
+    Pillow reads the Exif and GPS sub-IFDs lazily from the open file; an ``Image.Exif`` copied
+    from it cannot be written once the file is closed. Damaged sub-IFDs are dropped (metadata
+    is optional; dropping it never exposes anyone).
+    """
+    kept = Image.Exif()
+    for tag in _KEPT_IFD0 & set(source):
+        kept[tag] = source[tag]
+    for tag in (_EXIF_IFD, _GPS_IFD):
+        try:
+            ifd = dict(source.get_ifd(tag))
+        except Exception as exc:  # corrupt offsets or types inside the EXIF block
+            log.debug("dropping damaged EXIF IFD %#x: %s", tag, exc)
+            continue
+        if tag == _EXIF_IFD:
+            ifd = {k: v for k, v in ifd.items() if k not in _DROPPED_EXIF}
+        if ifd:
+            kept[tag] = ifd
+    return kept
 
 
 def _to_8bit(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bool]:
@@ -106,30 +144,64 @@ def load_picture(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> P
             previous = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit below, before decoding
             try:
-                img = Image.open(path)
+                img = Image.open(path, formats=READ_FORMATS)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
-        if img.width * img.height > max_pixels:
-            raise InputError(
-                f"{path} is {img.width}x{img.height} = {img.width * img.height:,} pixels, over the limit of "
-                f"{max_pixels:,} (a decompression bomb?); raise it with --max-pixels if the file is trusted"
-            )
         with img:
-            exif = img.getexif()
-            icc = img.info.get("icc_profile")
+            if img.width * img.height > max_pixels:
+                raise InputError(
+                    f"{path} is {img.width}x{img.height} = {img.width * img.height:,} pixels, over the limit of "
+                    f"{max_pixels:,} (a decompression bomb?); raise it with --max-pixels if the file is trusted"
+                )
+            raw_exif = _raw_exif(img)
+            exif = _detached_exif(raw_exif)
+            # A CMYK profile describes the source's inks, not the RGB pixels we write.
+            icc = img.info.get("icc_profile") if img.mode != "CMYK" else None
             fmt = img.format
             img.load()
-            upright = ImageOps.exif_transpose(img) or img
+            upright = _upright(img, raw_exif.get(_ORIENTATION))
             bgr, alpha, grey = _to_8bit(upright)
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read (wrong extension or unsupported format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path} is corrupt or truncated: {exc}") from None
-    if _ORIENTATION in exif:
-        del exif[_ORIENTATION]  # the pixels are upright now
+        raise InputError(
+            f"{path} is not an image blurcli can read (JPEG, PNG, WebP, BMP or TIFF); check the file and its extension"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path} is corrupt or truncated ({exc}); re-export or copy it again") from None
+    except Exception as exc:  # a decoder tripping over hostile data: still a bad input, never a crash
+        raise InputError(
+            f"{path} cannot be decoded ({type(exc).__name__}: {exc}); the file is damaged or unusual"
+        ) from exc
     return Picture(np.ascontiguousarray(bgr), alpha, grey, exif, icc, fmt)
+
+
+#: EXIF orientation -> the transpose that makes the picture upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _raw_exif(img: Image.Image) -> Image.Exif:
+    """The file's EXIF (orientation from XMP included, as Pillow reads it); empty when it is unreadable."""
+    try:
+        return img.getexif()
+    except Exception as exc:
+        log.debug("ignoring unreadable EXIF: %s", exc)
+        return Image.Exif()
+
+
+def _upright(img: Image.Image, orientation) -> Image.Image:
+    """Apply an EXIF orientation. ImageOps.exif_transpose is not used: it re-encodes the EXIF
+    block, and fails (TypeError) on damaged EXIF that the picture itself survives."""
+    method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    return img.transpose(method) if method is not None else img
 
 
 def read_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -173,15 +245,15 @@ def write_picture(path: Path | str, picture: Picture, bgr: np.ndarray, *, keep_l
         img = Image.fromarray(rgb, "RGB")
     exif = Image.Exif()
     exif.update(picture.exif)
+    exif.pop(_ORIENTATION, None)  # the pixels are upright
     if not keep_location:
         strip_location(exif)
-    else:
-        gps = picture.exif.get_ifd(_GPS_IFD)
-        if gps:
-            exif[_GPS_IFD] = gps
     options: dict = {}
     if fmt in ("JPEG", "PNG", "WEBP", "TIFF") and len(exif):
-        options["exif"] = exif.tobytes()
+        try:
+            options["exif"] = exif.tobytes()
+        except Exception as exc:  # a value Pillow cannot encode: the picture matters, not its metadata
+            log.warning("%s: EXIF left out (%s)", path, exc)
     if picture.icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         options["icc_profile"] = picture.icc_profile
     if fmt == "JPEG":

@@ -180,8 +180,9 @@ def _run_jobs(redactor: PhotoRedactor, jobs: Iterable[Job], folder_mode: bool, o
         except BlurcliError as exc:
             if not folder_mode:
                 raise
-            log.warning("skipped %s: %s", job.src, exc)
-            report = FileReport(str(job.src), str(job.dst), error=mask_secrets(str(exc)))
+            message = mask_secrets(str(exc))
+            log.warning("skipped %s", message if str(job.src) in message else f"{job.src}: {message}")
+            report = FileReport(str(job.src), str(job.dst), error=message)
         reports.append(report)
         if on_file:
             on_file(report)
