@@ -288,3 +288,21 @@ def test_video_preview_refuses_bad_requests(tmp_path):
     with pytest.raises(UsageError):
         video_preview(src, tmp_path / "out.gif", redactor=object())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_cli_video_preview_writes_a_short_side_by_side_clip(tmp_path, data_dir):
+    src = data_dir / "video" / "retalking_face_1.mp4"
+    dst = tmp_path / "preview.mp4"
+    result = CliRunner().invoke(app, ["video", str(src), str(dst), "--preview", "1", "--gallery", str(tmp_path / "g.json")])
+    assert result.exit_code == 0, result.output
+    source, preview = probe_video(src), probe_video(dst)
+    fps = float(source.average_rate)
+    assert abs(preview.frame_count - round(fps)) <= 1 and preview.audio_streams == 0
+    assert preview.width > 1.9 * min(source.width, 960) and preview.height <= source.height
+    with VideoReader(dst) as reader:
+        first = next(iter(reader)).image
+    half = (preview.width - 4) // 2
+    left, right = first[:, :half], first[:, -half:]
+    # The right half differs from the left (the face is hidden there), and only in part of the picture.
+    changed = np.abs(left.astype(int) - right.astype(int)).max(axis=2) > 40
+    assert 0.005 < changed.mean() < 0.5

@@ -64,6 +64,11 @@ def video(
         help="Longest side of the picture the detector sees (0 = auto: 640 up to 720p, 960 above). "
         "Larger finds smaller faces, slower.",
     ),
+    preview: float = typer.Option(
+        0.0, "--preview", min=0.0, max=60.0, metavar="SECONDS",
+        help="Write OUT as a side-by-side clip of the first SECONDS (original with boxes | result) "
+        "to check the options; for checking only, it shows the faces.",
+    ),
 ) -> None:
     """Hide every face in videos except enrolled people; audio, timestamps and rotation are kept."""
     with reporting():
@@ -108,6 +113,13 @@ def video(
                 if "files" in state:
                     progress.update(state["files"], advance=1)
 
+            if preview:
+                from ..preview import video_preview
+
+                on_begin(Path(src))
+                on_file(video_preview(src, dst, settings, seconds=preview, progress=on_frame))
+                console.print(f"preview of the first {preview:g} s written to {dst}", markup=False)
+                return
             try:
                 redact_videos(
                     src, dst, settings, on_start=on_start, on_begin=on_begin, on_file=on_file, progress=on_frame
