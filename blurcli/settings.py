@@ -27,12 +27,15 @@ class DetectSettings:
 
     Attributes:
         threshold: CenterFace heat-map score above which a face is reported. Low on purpose:
-            a false mask costs a little picture, a missed face costs someone's privacy.
+            a false mask costs a little picture, a missed face costs someone's privacy. 0.2 keeps
+            the dogs photo clean (a dog's face scores 0.157) and hides 92.5% of faces >= 10 px on
+            the shared set; 0.3 hides 88.1%.
         max_side: longest side, in pixels, of the picture handed to the detector at scale 1.
-        upscale_small: also run the detector on an upscaled copy (tiles) to find faces < 20 px.
+        upscale_small: also run the detector on 2x-upscaled overlapping tiles (faces < 20 px) and
+            on a half-size copy (large blurred faces).
     """
 
-    threshold: float = 0.3
+    threshold: float = 0.2
     max_side: int = 1280
     upscale_small: bool = True
 
@@ -44,12 +47,14 @@ class RedactSettings:
     Attributes:
         style: blur, pixelate or solid.
         head_scale: mask ellipse size relative to the detection box, so hair, ears and
-            chin are covered too (the detector's box is brows to chin).
+            chin are covered too (the detector's box is brows to chin). 1.8 covers the corners of
+            the face box, which otherwise keep enough detail to identify (>= 10 px faces hidden:
+            92.6% at 1.5, 94.0% at 1.8 on the shared set).
         feather: fraction of the mask's radius over which it fades into the picture.
     """
 
     style: Style = Style.blur
-    head_scale: float = 1.5
+    head_scale: float = 1.8
     feather: float = 0.15
 
 

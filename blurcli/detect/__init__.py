@@ -1,0 +1,83 @@
+"""Face detection: CenterFace through cv2.dnn or onnxruntime, multi-scale, self-checked at load.
+
+Example:
+    >>> from blurcli.detect import load_detector
+    >>> faces = load_detector().detect(image_bgr)       # doctest: +SKIP
+    >>> faces.xyxy, faces.score, faces.landmarks        # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+
+from ..errors import ModelError
+from ..models import centerface_onnx
+from ..settings import DetectSettings
+from .backends import AVAILABLE_BACKENDS, Backend
+from .detector import FaceDetector, MultiScalePlan
+from .selfcheck import self_check
+
+__all__ = ["AVAILABLE_BACKENDS", "FaceDetector", "MultiScalePlan", "auto_backend", "load_detector", "self_check"]
+
+log = logging.getLogger("blurcli.detect")
+
+_backends: dict[str, Backend] = {}
+_detectors: dict[tuple, FaceDetector] = {}
+_lock = threading.Lock()
+
+
+@functools.cache
+def auto_backend() -> str:
+    """The backend ``auto`` picks: onnxruntime when it can use a CUDA GPU, else cv2.dnn.
+
+    On a CPU, cv2.dnn (OpenCV 5) is faster than onnxruntime for CenterFace.
+    """
+    if "onnxruntime" in AVAILABLE_BACKENDS:
+        from .backends.onnx_runtime import providers
+
+        if "CUDAExecutionProvider" in providers():
+            return "onnxruntime"
+    return "opencv"
+
+
+def load_detector(settings: DetectSettings | None = None, *, backend: str | None = None) -> FaceDetector:
+    """The face detector for ``settings``; the network is loaded and self-checked once per process.
+
+    Args:
+        settings: detection settings (default ``DetectSettings()``).
+        backend: ``"opencv"``, ``"onnxruntime"`` or ``"auto"``; default ``settings.backend`` if it
+            exists, else ``"auto"``.
+
+    Returns:
+        A ready FaceDetector; the same object for equal settings and backend.
+
+    Raises:
+        ModelError: the backend is not installed, the weights are missing, or the self-check failed.
+    """
+    settings = settings or DetectSettings()
+    name = backend or getattr(settings, "backend", None) or "auto"
+    if name == "auto":
+        name = auto_backend()
+    with _lock:
+        detector = _detectors.get((settings, name))
+        if detector is None:
+            detector = FaceDetector(_backend(name), settings)
+            _detectors[(settings, name)] = detector
+    return detector
+
+
+def _backend(name: str) -> Backend:
+    """The loaded, self-checked network for ``name`` (call with ``_lock`` held)."""
+    backend = _backends.get(name)
+    if backend is None:
+        cls = AVAILABLE_BACKENDS.get(name)
+        if cls is None:
+            hint = " (pip install 'blurcli[onnx]')" if name == "onnxruntime" else ""
+            installed = ", ".join(AVAILABLE_BACKENDS)
+            raise ModelError(f"face detector backend {name!r} is not installed{hint}; available: {installed}")
+        backend = cls(centerface_onnx())
+        self_check(backend)
+        log.debug("face detector ready: centerface/%s/%s", backend.backend_id, backend.device)
+        _backends[name] = backend
+    return backend

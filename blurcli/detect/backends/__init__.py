@@ -1,0 +1,26 @@
+"""Detector backends, registered only when their libraries are installed.
+
+``AVAILABLE_BACKENDS`` maps a name to its class for what is installed here, so a ``--detector``
+choice can list exactly what works (scenedetect's backends registry does the same). onnxruntime
+is looked up without importing it, so ``import blurcli`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from .base import Backend, cpu_count
+from .onnx_runtime import REQUIRES as _ONNX_REQUIRES
+from .onnx_runtime import OnnxRuntimeBackend
+from .opencv_dnn import OpenCVBackend
+
+
+def _installed(*packages: str) -> bool:
+    return all(importlib.util.find_spec(p) is not None for p in packages)
+
+
+#: Installed backends by name.
+AVAILABLE_BACKENDS: dict[str, type[Backend]] = {OpenCVBackend.backend_id: OpenCVBackend}
+if _installed(*_ONNX_REQUIRES):
+    AVAILABLE_BACKENDS[OnnxRuntimeBackend.backend_id] = OnnxRuntimeBackend
+
+__all__ = ["AVAILABLE_BACKENDS", "Backend", "OnnxRuntimeBackend", "OpenCVBackend", "cpu_count"]

@@ -1,0 +1,168 @@
+"""Find faces at several scales: one pass for the picture, more passes for small and blurred faces.
+
+CenterFace finds faces down to ~10 px at its input scale, but its recall drops steeply below ~20 px
+(WIDER FACE crowds are mostly that small). The small-face pass runs the network on 2x-upscaled,
+overlapping tiles of the picture and keeps only the small faces it finds; tiles keep the network
+input (and memory) bounded whatever the picture's size. A half-size pass (a quarter of the base
+cost) finds some large, blurred or occluded faces the base pass scores too low. All passes are
+merged by non-maximum suppression.
+
+Share of faces hidden on shared/data/detect (threshold 0.2, solid masks, so that only detection
+counts), faces 10-20 px / >= 10 px / >= 40 px: base pass alone 77.0 / 87.8 / 97.8%; with the
+small-face tiles 90.0 / 93.7 / 97.8%; with the half-size pass too 89.6 / 94.0 / 98.3%.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..faces import Faces
+from ..settings import DetectSettings
+from . import centerface
+from .backends import Backend
+
+log = logging.getLogger("blurcli.detect")
+
+
+@dataclass(frozen=True)
+class MultiScalePlan:
+    """The extra passes run when ``DetectSettings.upscale_small`` is on (sizes in base-scale pixels).
+
+    Attributes:
+        coarse_scales: extra whole-picture passes at these fractions of the base scale.
+        upscale: factor applied to each tile before the network sees it.
+        tile: largest tile side before upscaling; the network input is ``tile * upscale`` (rounded to 32).
+        overlap: tiles overlap by this much, so every face narrower than ``overlap - 2 * edge_margin``
+            lies whole inside some tile.
+        edge_margin: boxes reaching this close to an edge shared with another tile are dropped there.
+        max_face: faces of the small pass at least this tall are dropped (the base pass owns them).
+        threshold: heat threshold of the small pass (``None``: the detector's threshold).
+    """
+
+    coarse_scales: tuple[float, ...] = (0.5,)
+    upscale: float = 2.0
+    tile: int = 448
+    overlap: int = 64
+    edge_margin: float = 4.0
+    max_face: float = 40.0
+    threshold: float | None = None
+
+
+def _tile_starts(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) spans that cover ``length`` with tiles no longer than ``tile``, spread evenly."""
+    if length <= tile:
+        return [(0, length)]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count)
+    step = (length - size) / (count - 1)
+    return [(round(i * step), round(i * step) + size) for i in range(count)]
+
+
+class FaceDetector:
+    """CenterFace over one or more scales.
+
+    Build it with :func:`blurcli.detect.load_detector`, which also self-checks the network.
+
+    Args:
+        backend: runs the network.
+        settings: threshold, base size and whether to run the extra passes.
+        plan: scales and tiling of the extra passes.
+    """
+
+    def __init__(
+        self, backend: Backend, settings: DetectSettings = DetectSettings(), plan: MultiScalePlan = MultiScalePlan()
+    ):
+        self.backend = backend
+        self.settings = settings
+        self.plan = plan
+
+    @property
+    def name(self) -> str:
+        """"centerface/<backend>/<device>", for logs and reports."""
+        return f"centerface/{self.backend.backend_id}/{self.backend.device}"
+
+    def detect(self, image_bgr: np.ndarray, *, max_side: int | None = None, upscale_small: bool | None = None) -> Faces:
+        """Find every face in a picture.
+
+        Args:
+            image_bgr: (h, w, 3) uint8 BGR picture (grey (h, w) and BGRA are accepted too).
+            max_side: longest side of the base pass, in pixels (default ``settings.max_side``). The
+                picture is never upscaled for the base pass; a smaller value trades small faces for speed.
+            upscale_small: run the small-face and half-size passes (default ``settings.upscale_small``);
+                off, only the base pass runs (6-8x faster).
+
+        Returns:
+            Faces with xyxy (n, 4) in ``image_bgr``'s pixels (not clipped: a box may reach past the
+            picture's edge), score (n,) and landmarks (n, 5, 2), best score first.
+
+        Raises:
+            ValueError: the picture is not 8-bit.
+        """
+        image = np.asarray(image_bgr)
+        if image.dtype != np.uint8:
+            raise ValueError(f"face detection needs an 8-bit picture, got {image.dtype}")
+        image = np.ascontiguousarray(centerface.to_bgr(image))
+        h, w = image.shape[:2]
+        if h == 0 or w == 0:
+            return Faces.empty()
+        max_side = int(max_side or self.settings.max_side)
+        upscale_small = self.settings.upscale_small if upscale_small is None else upscale_small
+        base = min(1.0, max_side / max(h, w))
+        threshold = self.settings.threshold
+
+        parts = [self._pass(image, base, threshold)]
+        if upscale_small:
+            parts += [self._pass(image, base * s, threshold) for s in self.plan.coarse_scales]
+            parts.append(self._small_pass(image, base))
+        xyxy, score, points = (np.concatenate(p) for p in zip(*parts))
+        keep = centerface.nms(xyxy, score)
+        keep = keep[centerface.drop_contained(xyxy[keep], score[keep])]
+        return Faces(xyxy[keep], score[keep], points[keep])
+
+    def _pass(self, image: np.ndarray, scale: float, threshold: float, origin=(0, 0)):
+        """Run the network once on ``image`` resized by ``scale``; boxes in the parent picture's pixels.
+
+        Returns:
+            xyxy (n, 4), score (n,), landmarks (n, 5, 2), float32, already NMS-filtered.
+        """
+        h, w = image.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        blob = centerface.make_blob(image, size)
+        xyxy, score, points = centerface.decode(*self.backend.forward(blob), threshold=threshold)
+        keep = centerface.nms(xyxy, score)
+        xyxy, score, points = xyxy[keep], score[keep], points[keep]
+        factor = np.array([w / size[0], h / size[1]], np.float32)
+        shift = np.array(origin, np.float32)
+        xyxy = (xyxy.reshape(-1, 2, 2) * factor + shift).reshape(-1, 4)
+        points = points * factor + shift
+        return xyxy, score, points
+
+    def _small_pass(self, image: np.ndarray, base: float):
+        """Upscaled tiles; keeps faces under ``plan.max_face`` base pixels that no tile edge cuts.
+
+        A face cut by an edge between two tiles would add a partial box; it is dropped, since the
+        overlap (larger than ``max_face`` plus the margin) puts the whole face inside the next tile.
+        """
+        plan = self.plan
+        h, w = image.shape[:2]
+        threshold = self.settings.threshold if plan.threshold is None else plan.threshold
+        scale = base * plan.upscale
+        margin = plan.edge_margin / base
+        parts = []
+        for y0, y1 in _tile_starts(h, round(plan.tile / base), round(plan.overlap / base)):
+            for x0, x1 in _tile_starts(w, round(plan.tile / base), round(plan.overlap / base)):
+                xyxy, score, points = self._pass(image[y0:y1, x0:x1], scale, threshold, origin=(x0, y0))
+                keep = (xyxy[:, 3] - xyxy[:, 1]) * base < plan.max_face
+                if x0 > 0:
+                    keep &= xyxy[:, 0] > x0 + margin
+                if y0 > 0:
+                    keep &= xyxy[:, 1] > y0 + margin
+                if x1 < w:
+                    keep &= xyxy[:, 2] < x1 - margin
+                if y1 < h:
+                    keep &= xyxy[:, 3] < y1 - margin
+                parts.append((xyxy[keep], score[keep], points[keep]))
+        return tuple(np.concatenate(p) for p in zip(*parts))
