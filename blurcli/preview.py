@@ -215,7 +215,7 @@ class PhotoPreviewer:
         """
         from .media.image_io import load_picture, output_format
         from .pipeline.paths import ensure_parent
-        from .pipeline.photo import FaceRecord, FileReport, redact_image
+        from .pipeline.photo import FileReport, redact_image
 
         src, dst = Path(src), Path(dst)
         output_format(dst)
@@ -229,17 +229,7 @@ class PhotoPreviewer:
         ensure_parent(dst)
         _write_preview(dst, preview)
         log.debug("%s: preview of %d face(s) written to %s", src, len(faces), dst)
-        report = FileReport(str(src), str(dst), picture.bgr.shape[1], picture.bgr.shape[0])
-        for i, action in enumerate(actions):
-            distance = float(faces.distance[i])
-            report.faces.append(FaceRecord(
-                box=[round(float(v), 1) for v in faces.xyxy[i]],
-                score=round(float(faces.score[i]), 3),
-                identity=faces.identity[i],
-                distance=None if math.isnan(distance) else round(distance, 3),
-                action=action,
-            ))
-        return report
+        return FileReport.of(src, dst, picture.bgr, faces, actions)
 
 
 def photo_preview(src: Path | str, dst: Path | str, settings=None, *, styles: Iterable[Style | str] | None = None):
@@ -287,22 +277,13 @@ def preview_photos(
     Raises:
         BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
     """
-    from .errors import PartialFailure
-    from .media.image_io import IMAGE_SUFFIXES, output_format
-    from .pipeline.paths import plan_jobs
-    from .pipeline.photo import _run_jobs
+    from .pipeline.photo import PhotoSettings, redact_photos
 
-    jobs, folder_mode = plan_jobs(Path(src), Path(dst), IMAGE_SUFFIXES, "image")
-    if not folder_mode:
-        output_format(jobs[0].dst)
-    previewer = PhotoPreviewer(settings, styles=styles)
-    if on_start:
-        on_start(len(jobs))
-    reports = _run_jobs(previewer, jobs, folder_mode, on_file)
-    failed = [r for r in reports if r.error]
-    if failed:
-        raise PartialFailure(f"{len(failed)} of {len(reports)} previews failed; the others were written", reports)
-    return reports
+    return redact_photos(
+        Path(src), Path(dst), settings if settings is not None else PhotoSettings(),
+        on_start=on_start, on_file=on_file,
+        make_redactor=lambda s: PhotoPreviewer(s, styles=styles),
+    )
 
 
 # ---------------------------------------------------------------- videos

@@ -428,7 +428,7 @@ def test_folder_mode_skips_bad_files_reports_them_and_exits_9(tmp_path, face_jpe
                       ("f_bomb.png", "max-pixels")]:
         assert name in table and why in table, table
     assert "4 of 6" in table
-    assert outcome.lines()[-1].startswith("error: 4 of 6 images failed")
+    assert outcome.lines()[-1].startswith("error: 4 of 6 files failed")
     entries = {Path(e["input"]).name: e for e in json.loads(report.read_text())}
     assert set(entries) == {"a_good.jpg", "b_text.jpg", "c_good.png", "d_cut.jpg", "e_empty.png", "f_bomb.png"}
     assert entries["a_good.jpg"]["error"] is None and len(entries["a_good.jpg"]["faces"]) >= 2

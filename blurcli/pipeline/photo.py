@@ -53,6 +53,23 @@ class FileReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def of(cls, src: Path, dst: Path, image: np.ndarray, faces: Faces, actions: list[str]) -> "FileReport":
+        """The report of one written picture: every face, its identity and what was done."""
+        report = cls(str(src), str(dst), image.shape[1], image.shape[0])
+        for i, action in enumerate(actions):
+            distance = float(faces.distance[i])
+            report.faces.append(
+                FaceRecord(
+                    box=[round(float(v), 1) for v in faces.xyxy[i]],
+                    score=round(float(faces.score[i]), 3),
+                    identity=faces.identity[i],
+                    distance=None if np.isnan(distance) else round(distance, 3),
+                    action=action,
+                )
+            )
+        return report
+
 
 def identify_faces(image: np.ndarray, faces: Faces, *, encoder, matcher, min_face_px: int) -> Faces:
     """Fill ``faces.identity``/``distance`` for faces big enough to recognise; others stay unknown."""
@@ -124,19 +141,7 @@ class PhotoRedactor:
         )
         ensure_parent(dst)
         write_picture(dst, picture, out, keep_location=self.settings.keep_location)
-        report = FileReport(str(src), str(dst), picture.bgr.shape[1], picture.bgr.shape[0])
-        for i, action in enumerate(actions):
-            distance = float(faces.distance[i])
-            report.faces.append(
-                FaceRecord(
-                    box=[round(float(v), 1) for v in faces.xyxy[i]],
-                    score=round(float(faces.score[i]), 3),
-                    identity=faces.identity[i],
-                    distance=None if np.isnan(distance) else round(distance, 3),
-                    action=action,
-                )
-            )
-        return report
+        return FileReport.of(src, dst, picture.bgr, faces, actions)
 
 
 def redact_photos(
@@ -146,6 +151,7 @@ def redact_photos(
     *,
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[FileReport], None] | None = None,
+    make_redactor: Callable[[PhotoSettings], "PhotoRedactor"] | None = None,
 ) -> list[FileReport]:
     """Redact one photo, or every photo under a folder (mirrored under ``dst``).
 
@@ -155,6 +161,8 @@ def redact_photos(
     Args:
         on_start: called once with the number of files.
         on_file: called after each file with its report (``error`` set when it failed).
+        make_redactor: builds the object whose ``redact_file(src, dst)`` writes each output
+            (default :class:`PhotoRedactor`; previews plug in their own).
 
     Raises:
         BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
@@ -162,13 +170,13 @@ def redact_photos(
     jobs, folder_mode = plan_jobs(Path(src), Path(dst), IMAGE_SUFFIXES, "image")
     if not folder_mode:
         output_format(jobs[0].dst)
-    redactor = PhotoRedactor(settings)
+    redactor = (make_redactor or PhotoRedactor)(settings)
     if on_start:
         on_start(len(jobs))
     reports = _run_jobs(redactor, jobs, folder_mode, on_file)
     failed = [r for r in reports if r.error]
     if failed:
-        raise PartialFailure(f"{len(failed)} of {len(reports)} images failed; the others were written", reports)
+        raise PartialFailure(f"{len(failed)} of {len(reports)} files failed; the others were written", reports)
     return reports
 
 
