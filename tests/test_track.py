@@ -314,6 +314,15 @@ def test_cadence_skips_frames_of_a_still_face_and_follows_a_fast_one():
     assert np.diff(fast)[0] == 2 and (np.diff(fast)[1:] == 1).all()
 
 
+def test_min_interval_spaces_detections_of_a_fast_face_but_not_cuts():
+    spaced = run_cadence(DetectionCadence(fps=30, min_interval=2), 15.0)
+    assert (np.diff(spaced) == 2).all()
+    cadence = DetectionCadence(fps=30, min_interval=2)
+    cadence.observe(Faces.empty(), 10)
+    assert not cadence.should_detect(11, change=50.0)  # fast picture change alone waits one frame
+    assert cadence.should_detect(11, cut=True) and cadence.should_detect(12, change=50.0)
+
+
 def test_fixed_cadence_and_cuts():
     cadence = DetectionCadence(fps=30, every=5)
     assert run_cadence(cadence, 20.0, 20) == [0, 5, 10, 15]

@@ -201,7 +201,10 @@ class Analyser:
         self.info = info
         self.fps = fps
         self.tracker = FaceTracker(fps=fps)
-        self.cadence = DetectionCadence(fps=fps, every=settings.detect_every)
+        self.recognise = redactor.encoder is not None and not redactor.matcher.empty
+        self.cadence = DetectionCadence(
+            fps=fps, every=settings.detect_every, min_interval=1 if self.recognise else 2
+        )
         self.cuts = CutDetector()
         self.votes = IdentityVotes(
             fps=fps,
@@ -209,7 +212,6 @@ class Analyser:
             min_face_px=settings.identity.min_face_px,
             matcher=redactor.matcher,
         )
-        self.recognise = redactor.encoder is not None and not redactor.matcher.empty
         self.detect_side = settings.detect_max_side or auto_detect_side(info)
         self.logs: dict[int, TrackLog] = {}
         self.cut_frames: list[int] = []

@@ -15,6 +15,10 @@ mattered was the detector's resolution, and the motion rule, which detects every
 face crosses the picture at a third of its size per frame (facenet_video frames 0-35), so its
 track is not broken into pieces that would each need their own identity vote. Auto mode ran the
 detector on 34% of hamilton's frames and 69% of facenet's.
+
+With nobody enrolled there is no vote to protect, so the motion rules may not go below every 2nd
+frame (``min_interval=2``): on facenet_video at 1080p that hid the same 99.1% of reference faces as
+detecting on 78% of frames, at 14.5 instead of 9.8 fps (benchmarks/speed.py's scorer).
 """
 from __future__ import annotations
 
@@ -42,16 +46,19 @@ class DetectionCadence:
         >>> cadence.observe(tracks, i)                       # after tracking a detected frame
     """
 
-    def __init__(self, *, fps: float = 30.0, every: int | None = None) -> None:
+    def __init__(self, *, fps: float = 30.0, every: int | None = None, min_interval: int = 1) -> None:
         """Args:
             fps: frame rate of the video.
             every: run the detector on every Nth frame exactly (1 = every frame); None = auto.
+            min_interval: in auto mode, never detect on frames closer than this (except at cuts);
+                2 when nobody is enrolled, since broken tracks then cost no identity vote.
         """
         if every is not None and every < 1:
             raise ValueError("every must be >= 1")
         fps = float(fps) if fps and fps > 0 else 30.0
         self.fixed = every
         self.max_interval = every or max(1, int(fps * MAX_INTERVAL_S))
+        self.min_interval = max(1, min(min_interval, self.max_interval))
         self._interval = 1
         self._last: int | None = None
         self._seen: dict[int, tuple[int, np.ndarray, float]] = {}  # track -> (frame, centre, size)
@@ -70,7 +77,7 @@ class DetectionCadence:
         since = frame_index - self._last
         if self.fixed is not None:
             return since >= self.fixed
-        return since >= self._interval or change > FAST_CHANGE
+        return since >= self._interval or (change > FAST_CHANGE and since >= self.min_interval)
 
     def observe(self, tracks: Faces, frame_index: int) -> None:
         """Learn from the tracker's output on a frame where the detector ran.
@@ -102,7 +109,7 @@ class DetectionCadence:
                     interval = min(interval, max(1, int(MAX_SHIFT / speed)))
             seen[int(track_id)] = (frame_index, centre, size)
         self._seen = seen
-        self._interval = interval if self.fixed is None else self.fixed
+        self._interval = max(interval, self.min_interval) if self.fixed is None else self.fixed
 
     def reset(self) -> None:
         """Forget the tracks (call with :meth:`FaceTracker.reset`)."""
