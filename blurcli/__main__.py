@@ -1,4 +1,5 @@
 """``python -m blurcli``."""
 from blurcli._entry import main
 
-main()
+if __name__ == "__main__":
+    main()
