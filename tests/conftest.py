@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-_DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("BLURCLI_TEST_DATA", _DEFAULT_DATA)).resolve()
+from tests.helpers import shared_data_dir as _data_dir
 
 
 @pytest.fixture(scope="session")

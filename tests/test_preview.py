@@ -27,21 +27,9 @@ from blurcli.preview import (
 )
 from blurcli.settings import IdentitySettings, Style
 from tests.media_factory import make_clip
+from tests.helpers import detail_correlation
 
 
-def detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """The DESIGN.md scorer on two BGR regions: band-pass detail correlation (hidden < 0.5, kept > 0.8)."""
-    a = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    b = cv2.cvtColor(b, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    s1 = max(0.7, min(a.shape) / 64.0)
-
-    def band(x):
-        return cv2.GaussianBlur(x, (0, 0), s1) - cv2.GaussianBlur(x, (0, 0), 3 * s1)
-
-    ha, hb = band(a), band(b)
-    ha, hb = ha - ha.mean(), hb - hb.mean()
-    den = float(np.sqrt((ha * ha).sum() * (hb * hb).sum()))
-    return float((ha * hb).sum() / den) if den > 1e-6 else 0.0
 
 
 def has_colour(region: np.ndarray, bgr, tolerance: int = 40) -> bool:

@@ -27,6 +27,7 @@ from blurcli.pipeline.video import VideoRedactor, VideoSettings
 from blurcli.settings import IdentitySettings
 from tests.helpers import region_correlation
 from tests.media_factory import corrupt, make_clip, truncate
+from tests.helpers import detail_correlation
 
 SIZE = (192, 128)  # width, height
 FACE = 32
@@ -37,18 +38,6 @@ COLOURS = {  # BGR of the two checker cells
 }
 
 
-def detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """The DESIGN.md scorer (band-pass detail correlation of two grey regions), for synthetic clips."""
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    s1 = max(0.7, min(a.shape) / 64.0)
-
-    def band(x):
-        return cv2.GaussianBlur(x, (0, 0), s1) - cv2.GaussianBlur(x, (0, 0), 3 * s1)
-
-    ha, hb = band(a), band(b)
-    ha, hb = ha - ha.mean(), hb - hb.mean()
-    den = float(np.sqrt((ha * ha).sum() * (hb * hb).sum()))
-    return float((ha * hb).sum() / den) if den > 1e-6 else 0.0
 
 
 def grey(image):
