@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -91,7 +90,7 @@ def forget(
 def _confirm(question: str) -> bool:
     try:
         return typer.confirm(question, default=False, err=True)
-    except click.exceptions.Abort:  # end of input, or Ctrl-C at the prompt
+    except typer.Abort:  # end of input, or Ctrl-C at the prompt
         return False
 
 
