@@ -186,7 +186,12 @@ def test_ctrl_c_while_starting_up_is_a_clean_exit(tmp_path, face_jpeg):
         [sys.executable, "-m", "blurcli", "photo", "in.jpg", "out.jpg"],
         cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(0.3)
+    # Signal once blurcli's own imports are under way (OpenCV is mapped in), not during the
+    # interpreter's start-up, where no Python code can handle it yet.
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None and "cv2" not in maps.read_text(errors="ignore"):
+        time.sleep(0.01)
     code, err = _interrupt(proc, signal.SIGINT)
     assert code == 130, f"exit {code}\n{err}"
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
