@@ -134,7 +134,7 @@ def _gallery_folder_not_writable(src, gal, mp, data_dir):
 
 
 BAD_INPUTS = [
-    # id, setup, exit code, message (regex), parser error (click's usage box)
+    # id, setup, exit code, message (regex), parser error (one line naming --help)
     ("missing-file", _missing, 3, r"missing\.jpg: no such file", False),
     ("folder-instead-of-photo", _folder, 3, r"album is a folder", False),
     ("unreadable", _unreadable, 3, r"me\.jpg: permission denied", False),

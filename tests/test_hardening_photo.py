@@ -220,7 +220,7 @@ def _empty_folder(src, out, mp):
 
 
 BAD_INPUTS = [
-    # id, setup, exit code, message (regex), parser error (click's own usage box)
+    # id, setup, exit code, message (regex), parser error (one line naming --help)
     ("missing-file", _missing, 3, r"missing\.jpg: no such file", False),
     ("folder-named-like-an-image", _folder_named_like_an_image, 3, r"holiday\.jpg holds no image files", False),
     ("folder-into-a-file", _folder_into_a_file, 2, r"output must be a folder", False),

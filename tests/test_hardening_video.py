@@ -174,7 +174,7 @@ def _output_extension(suffix):
 
 
 BAD_INPUTS = [
-    # id, setup, exit code, message (regex), parser error (click's usage box)
+    # id, setup, exit code, message (regex), parser error (one line naming --help)
     ("missing-file", _missing, 3, r"missing\.mp4: no such file", False),
     ("folder-named-like-a-video", _folder_named_like_a_video, 3, r"holiday\.mp4 holds no video files", False),
     ("folder-into-a-file", _folder_into_a_file, 2, r"output must be a folder", False),

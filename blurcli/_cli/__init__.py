@@ -1,11 +1,16 @@
 """The ``blurcli`` command line. Commands only build settings and call the library."""
 from __future__ import annotations
 
+import sys
+
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from .common import setup_logging
+from .common import fail, setup_logging
+
+# Typer >= 0.29 (required) carries its own copy of click and no longer installs click itself.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 #: One line per command in ``blurcli --help`` (each command's own help keeps the full text), so
 #: that the overview fits a 80x24 terminal.
@@ -24,7 +29,37 @@ _OPTION_HELP = {
 
 
 class _Group(TyperGroup):
-    """The root command: one-line command summaries and short completion help."""
+    """The root command: one-line command summaries, short completion help, one-line usage errors."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Run the CLI; a usage error is one ``error:`` line like every other error.
+
+        Typer draws usage errors in a Rich box whose width follows the terminal, so a long path
+        wraps over several lines (and its look changed with rich 15). blurcli prints every error
+        as one plain line on stderr, usage errors included, and exits 2 for them as click does.
+        """
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:  # bare ``blurcli``: the help text, as before
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            fail(exc.format_message().rstrip(".") + hint, exc.exit_code)
+            if not standalone_mode:
+                raise
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            fail("aborted", 1)
+            sys.exit(1)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
