@@ -61,7 +61,7 @@ def video(
     ),
     detect_size: int = typer.Option(
         0, "--detect-size", min=0, max=4096, metavar="PX",
-        help="Longest side of the picture the detector sees (0 = auto: 640 up to 720p, 960 above). "
+        help="Longest side of the picture the detector sees (0 = auto: the frame itself up to 1280 px, 960 above). "
         "Larger finds smaller faces, slower.",
     ),
     preview: float = typer.Option(

@@ -16,7 +16,7 @@ from ..models import centerface_onnx
 from ..settings import DetectSettings
 from .backends import AVAILABLE_BACKENDS, Backend
 from .detector import FaceDetector, MultiScalePlan
-from .selfcheck import self_check
+from .selfcheck import self_check, self_check_second
 
 __all__ = ["AVAILABLE_BACKENDS", "FaceDetector", "MultiScalePlan", "auto_backend", "load_detector", "self_check"]
 
@@ -62,8 +62,24 @@ def load_detector(settings: DetectSettings | None = None, *, backend: str | None
     with _lock:
         detector = _detectors.get((settings, name))
         if detector is None:
-            detector = FaceDetector(_backend(name), settings)
+            second = _yunet(settings.yunet_threshold) if settings.yunet else None
+            detector = FaceDetector(_backend(name), settings, second=second)
             _detectors[(settings, name)] = detector
+    return detector
+
+
+_yunets: dict[float, "YuNet"] = {}
+
+
+def _yunet(threshold: float):
+    """The loaded, self-checked YuNet for ``threshold`` (call with ``_lock`` held)."""
+    from .yunet import YuNet
+
+    detector = _yunets.get(threshold)
+    if detector is None:
+        detector = YuNet(threshold)
+        self_check_second(detector)
+        _yunets[threshold] = detector
     return detector
 
 

