@@ -97,14 +97,14 @@ class PhotoFaces:
 
 
 class _Replay:
-    """An encoder that hands back encodings computed earlier (for ``identify_faces``)."""
+    """An encoder that hands back encodings computed earlier (for ``identify_faces``), by box."""
 
-    def __init__(self, encodings: np.ndarray):
-        self.encodings = encodings
+    def __init__(self, xyxy: np.ndarray, encodings: np.ndarray):
+        self.xyxy, self.encodings = xyxy, encodings
 
     def encode(self, image, xyxy):
-        assert len(xyxy) == len(self.encodings)
-        return self.encodings
+        rows = [int(np.flatnonzero((self.xyxy == box).all(axis=1))[0]) for box in xyxy]
+        return self.encodings[rows]
 
 
 class Photos:
@@ -122,7 +122,7 @@ class Photos:
     def _compute(self, rel: str) -> PhotoFaces:
         image = read_image(self.root / rel)
         faces = self.detector.detect(image)
-        big = np.minimum(faces.width, faces.height) >= self.min_face_px
+        big = faces.height >= self.min_face_px  # every face the identity rule may sample
         encodings = self.encoder.encode(image, faces.xyxy[big])
         enrol_faces = self.detector.detect(image, upscale_small=False)  # as blurcli enroll does
         enrol_encoding, enrol_box, main = None, None, -1
@@ -144,7 +144,9 @@ class Photos:
 
         entry = self[rel]
         faces = entry.faces[np.arange(len(entry.faces))]  # a copy: identify_faces fills it in place
-        faces = identify_faces(None, faces, encoder=_Replay(entry.encodings), matcher=matcher, min_face_px=self.min_face_px)
+        identity = IdentitySettings(tolerance=matcher.tolerance, min_face_px=self.min_face_px)
+        replay = _Replay(entry.faces.xyxy[entry.big], entry.encodings)
+        faces = identify_faces(None, faces, encoder=replay, matcher=matcher, identity=identity)
         return faces.identity
 
 

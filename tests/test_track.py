@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from blurcli.faces import Faces
-from blurcli.track import CutDetector, DetectionCadence, FaceTracker, IdentityVotes
+from blurcli.identity.policy import IdentityVotes, worth_sampling
+from blurcli.track import CutDetector, DetectionCadence, FaceTracker
 from blurcli.track.plan import MaskPlan, TrackLog, track_boxes
 from blurcli.track.tracker import face_distance
-from blurcli.track.votes import worth_sampling
 
 
 def make_faces(xyxy, score=None, landmarks=None) -> Faces:

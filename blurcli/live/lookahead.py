@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ..faces import Faces, iou_matrix
+from ..identity.policy import pick_samples
 from .capture import CapturedFrame
 from .workers import Detection, IdentityJob
 
@@ -154,22 +155,19 @@ class LookAhead:
         return tracks
 
     def _request_samples(self, frame: CapturedFrame, raw: Faces) -> None:
-        """Offer the biggest faces for an identity sample when the identity worker is free.
+        """Offer the biggest good faces (the identity rule's own choice) for a sample when the
+        identity worker is free.
 
         At most ``MAX_SAMPLES_PER_JOB`` faces per job keep its latency short (each costs ~75 ms),
         and asking only when the worker is idle means no sample the votes asked for is dropped.
         """
         if self._votes is None or self._sample is None or not len(raw) or not self._sampler_idle():
             return
-        candidates = [i for i in np.argsort(-raw.height) if raw.height[i] >= self._min_face_px and raw.track_id[i] >= 0]
-        wanted = []
         with self._votes_lock:
-            for i in candidates:
-                if self._votes.wants_sample(int(raw.track_id[i]), frame.index, face_px=float(raw.height[i])):
-                    wanted.append(int(i))
-                    if len(wanted) == MAX_SAMPLES_PER_JOB:
-                        break
-        if wanted:
+            wanted = pick_samples(
+                self._votes, raw, frame.index, limit=MAX_SAMPLES_PER_JOB, min_face_px=self._min_face_px
+            )
+        if len(wanted):
             self._sample(IdentityJob(frame.image, raw.xyxy[wanted], raw.track_id[wanted], frame.index))
 
     def take(self, deadline: float) -> Release | None:

@@ -85,7 +85,8 @@ def build_privacy(settings: StreamSettings, fps: float) -> Privacy:
     """
     from ..detect import load_detector
     from ..identity.gallery import Gallery
-    from ..track import CutDetector, FaceTracker, IdentityVotes
+    from ..identity.policy import votes_for
+    from ..track import CutDetector, FaceTracker
 
     detector = load_detector(replace(settings.detect, threshold=settings.detect.threshold * LIVE_THRESHOLD_FACTOR))
     tracker = FaceTracker(fps=fps)
@@ -95,7 +96,7 @@ def build_privacy(settings: StreamSettings, fps: float) -> Privacy:
         return Privacy(detector, tracker, cuts=CutDetector())
     from .encoder_process import EncoderProcess
 
-    votes = IdentityVotes(fps=fps, tolerance=identity.tolerance, min_face_px=identity.min_face_px)
+    votes = votes_for(identity, matcher, fps=fps)
     return Privacy(detector, tracker, votes, EncoderProcess(), matcher, cuts=CutDetector())
 
 

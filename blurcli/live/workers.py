@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..faces import Faces
+from ..identity.policy import add_samples
 from .capture import CapturedFrame, Mailbox
 
 log = logging.getLogger("blurcli.live")
@@ -188,10 +189,8 @@ class IdentityWorker(threading.Thread):
                 if job is None:
                     continue
                 encodings = self._encoder.encode(job.image, job.xyxy)
-                names, distances = self._matcher.match(encodings)
                 with self._votes_lock:
-                    for track_id, name, distance in zip(job.track_ids, names, distances):
-                        self._votes.add(int(track_id), name, float(distance), frame_index=job.frame_index)
+                    add_samples(self._votes, job.track_ids, job.frame_index, encodings, self._matcher)
                 self.samples += len(job.track_ids)
                 with self._cond:
                     self._busy = False

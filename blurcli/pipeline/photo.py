@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import BlurcliError, PartialFailure
 from ..faces import Faces
+from ..identity.policy import sample_faces, votes_for
 from ..media.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_picture, output_format, write_picture
 from ..redact import redact
 from ..settings import DetectSettings, IdentitySettings, RedactSettings
@@ -71,15 +72,18 @@ class FileReport:
         return report
 
 
-def identify_faces(image: np.ndarray, faces: Faces, *, encoder, matcher, min_face_px: int) -> Faces:
-    """Fill ``faces.identity``/``distance`` for faces big enough to recognise; others stay unknown."""
+def identify_faces(image: np.ndarray, faces: Faces, *, encoder, matcher, identity: IdentitySettings) -> Faces:
+    """Fill ``faces.identity``/``distance`` by the identity rule of every mode (a photo's face is a
+    track of one frame, see :mod:`blurcli.identity.policy`); faces not worth a sample stay unknown."""
     if matcher is None or matcher.empty or not len(faces):
         return faces
-    big = np.minimum(faces.width, faces.height) >= min_face_px
-    if big.any():
-        names, distances = matcher.match(encoder.encode(image, faces.xyxy[big]))
-        faces.identity[big] = names
-        faces.distance[big] = distances
+    votes = votes_for(identity, matcher, still=True)
+    faces.track_id = np.arange(len(faces))
+    sample_faces(votes, image, faces, 0, encoder=encoder, matcher=matcher)
+    for i in range(len(faces)):
+        samples = votes.samples(i)
+        faces.identity[i] = votes.decision(i)
+        faces.distance[i] = samples[0].distance if samples else np.nan
     return faces
 
 
@@ -104,7 +108,7 @@ def redact_image(
         (redacted copy, faces with identity filled, action per face: "kept" or "hidden").
     """
     faces = detector.detect(image)
-    faces = identify_faces(image, faces, encoder=encoder, matcher=matcher, min_face_px=identity_settings.min_face_px)
+    faces = identify_faces(image, faces, encoder=encoder, matcher=matcher, identity=identity_settings)
     keep = faces.enrolled
     out = image.copy()
     redact(out, faces.xyxy[~keep], redact_settings)

@@ -29,9 +29,9 @@ from ..faces import Faces
 from ..redact import redact
 from ..secrets import mask_secrets
 from ..settings import DetectSettings, IdentitySettings, RedactSettings
-from ..track import CutDetector, DetectionCadence, FaceTracker, IdentityVotes
+from ..identity.policy import IdentityVotes, sample_faces, votes_for
+from ..track import CutDetector, DetectionCadence, FaceTracker
 from ..track.plan import MaskPlan, TrackLog, track_boxes
-from ..track.votes import worth_sampling
 from .paths import check_not_input, ensure_parent
 
 log = logging.getLogger("blurcli.video")
@@ -219,12 +219,7 @@ class Analyser:
             fps=fps, every=settings.detect_every, min_interval=1 if self.recognise else 2
         )
         self.cuts = CutDetector()
-        self.votes = IdentityVotes(
-            fps=fps,
-            tolerance=settings.identity.tolerance,
-            min_face_px=settings.identity.min_face_px,
-            matcher=redactor.matcher,
-        )
+        self.votes = votes_for(settings.identity, redactor.matcher, fps=fps)
         self.detect_side = settings.detect_max_side or auto_detect_side(info)
         self.logs: dict[int, TrackLog] = {}
         self.cut_frames: list[int] = []
@@ -256,20 +251,7 @@ class Analyser:
                 self.logs[track_id] = TrackLog(track_id, self.shot_start)
             self.logs[track_id].add(index, seen.xyxy[i], seen.score[i])
         if self.recognise:
-            self._sample(image, seen, index)
-
-    def _sample(self, image: np.ndarray, faces: Faces, index: int) -> None:
-        """Encode the faces whose track wants an identity sample in this frame (good faces only)."""
-        votes = self.votes
-        want = worth_sampling(faces, votes.min_face_px)
-        for i in np.flatnonzero(want):
-            want[i] = votes.wants_sample(int(faces.track_id[i]), index)
-        if not want.any():
-            return
-        encodings = self.redactor.encoder.encode(image, faces.xyxy[want])
-        names, distances = self.redactor.matcher.match(encodings)
-        for track_id, name, distance, encoding in zip(faces.track_id[want].tolist(), names, distances, encodings):
-            votes.add(track_id, name, float(distance), frame_index=index, encoding=encoding)
+            sample_faces(self.votes, image, seen, index, encoder=self.redactor.encoder, matcher=self.redactor.matcher)
 
     def result(self) -> Analysis:
         return Analysis(self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes)

@@ -1,7 +1,9 @@
-"""Tracking: associate faces over frames, decide who each track is, and pick the frames to detect on."""
+"""Tracking: associate faces over frames, and pick the frames to detect on.
+
+Who each track is lives in :mod:`blurcli.identity.policy`.
+"""
 from .cadence import DetectionCadence
 from .cuts import CutDetector
 from .tracker import FaceTracker
-from .votes import IdentityVotes, Sample
 
-__all__ = ["CutDetector", "DetectionCadence", "FaceTracker", "IdentityVotes", "Sample"]
+__all__ = ["CutDetector", "DetectionCadence", "FaceTracker"]

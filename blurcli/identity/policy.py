@@ -1,28 +1,29 @@
-"""Identity per track, by vote over encodings sampled along the track.
+"""The identity rule: when a face is an enrolled person. Every mode (photo, video, stream) uses it.
 
-Encoding a face costs ~75 ms, so a track is sampled sparsely: on its first good frame (big, sharp,
-frontal: :func:`worth_sampling`), then every ``interval_s`` while undecided and every
-``settled_interval_s`` once kept (to notice a track that jumped to another face). A track is
-unknown -- and hidden -- until proven enrolled.
+A face is a *track*: the same face over frames (a photo's face is a track of one frame). Its
+evidence is the encodings sampled along it. The rule, with t the tolerance and m the margin:
 
-Video frames are noisier than enrolment photos (motion blur, compression, low light), so single
-samples are weak evidence. On short_hamilton_clip.mp4 against one enrolment photo, the enrolled
-face's single frontal samples lay at 0.31-0.59 from his photo (median 0.48: only a third within the
-default tolerance 0.45), while the mean of the 6-8 encodings sampled along his track every 0.5 s
-lay at 0.34-0.36; every other face's samples lay at 0.65 or more. So, with t the tolerance and
-m the margin (0.15):
+* only good faces are sampled (:func:`worth_sampling`: big, detector-confident, not turned away);
+* the track is X when the **mean of its encodings** matches X by the matcher's rules (nearest
+  sample of X within t, the runner-up person clearly further), no sample is further than t + m
+  from X, and either it has at least 2 samples or its lone sample is confident (within
+  ``confident`` x t) -- except a still picture, whose one sample is all the evidence there will
+  ever be and is judged at t, as enrolment photos were calibrated (see ``settings.py``);
+* a sample that names someone else, or lies further than t + m from the track's person, revokes
+  the track for good (another face has been on it); it is never sampled again;
+* anything else is unknown, and unknown is hidden.
 
-* with encodings given to :meth:`IdentityVotes.add` and a matcher, the track is X when the
-  **mean of its encodings** matches X (within t, by the matcher's own rules), it has at least 2
-  samples (or 1 very confident one, distance <= ``confident`` x t, for a short track), and no
-  sample is further than t + m from X;
-* without encodings, the track is X when at least 2 samples name X and they are at least a third
-  of all samples (or a lone very confident one), and no sample is further than t + m from X.
+Why the mean, and why a lone video sample must be confident: video frames are noisier than
+enrolment photos (motion blur, compression, low light). On short_hamilton_clip.mp4 against one
+enrolment photo, the enrolled face's single frontal samples lay at 0.31-0.59 from his photo
+(median 0.48: only a third within the default tolerance 0.45), while the mean of the 6-8
+encodings sampled along his track every 0.5 s lay at 0.34-0.36; every other face's samples lay
+at 0.65 or more.
 
-Either way the decision is revoked by strong disagreement: a sample that names someone else, or
-lies further than t + m from the track's person (another face on this track). A sample that
-matches nobody within t + m at all revokes the track for good, and it is never sampled again: a
-kept bystander is the worst failure, blurring the enrolled person the second worst.
+Encoding a face costs ~75 ms, so a track is sampled sparsely: on its first good frame, then every
+``interval_s`` while undecided and every ``settled_interval_s`` once kept (to notice a track that
+jumped to another face). A kept bystander is the worst failure, blurring the enrolled person the
+second worst.
 """
 from __future__ import annotations
 
@@ -82,6 +83,10 @@ class Sample:
 class IdentityVotes:
     """Per-track identity from encodings sampled along the track: unknown until proven enrolled.
 
+    Without encodings (a caller that only has the matcher's names) a track is X when at least 2
+    samples name X and they are at least a third of all samples, or a lone sample is confident;
+    the revocation rules are the same. Every pipeline of blurcli passes encodings.
+
     Args:
         fps: frame rate, to turn the intervals into frames.
         tolerance: the matcher's tolerance (largest distance that names someone).
@@ -92,6 +97,7 @@ class IdentityVotes:
         min_face_px: faces smaller than this (box height) are never sampled.
         matcher: the gallery's ``Matcher`` (``match``, ``distances``, ``names``); with it, samples
             added with their encoding are decided by the mean encoding of the track.
+        still: the tracks are faces of still pictures (one sample each, judged at the tolerance).
 
     Example:
         >>> votes = IdentityVotes(fps=30, tolerance=0.45, matcher=matcher)
@@ -110,8 +116,11 @@ class IdentityVotes:
         settled_interval_s: float = 1.0,
         min_face_px: int = 40,
         matcher=None,
+        still: bool = False,
     ) -> None:
         fps = float(fps) if fps and fps > 0 else 30.0
+        if still:
+            confident = 1.0
         self.tolerance = tolerance
         self.strong = tolerance + margin
         self.confident = confident * tolerance
@@ -242,3 +251,59 @@ class IdentityVotes:
         self._asked.pop(track_id, None)
         self._recheck.discard(track_id)
         self._decided.pop(track_id, None)
+
+
+def votes_for(identity, matcher, *, fps: float = 30.0, still: bool = False) -> IdentityVotes:
+    """The :class:`IdentityVotes` of a run, from its ``IdentitySettings`` and gallery matcher."""
+    return IdentityVotes(
+        fps=fps, tolerance=identity.tolerance, min_face_px=identity.min_face_px, matcher=matcher, still=still
+    )
+
+
+def sample_faces(votes: IdentityVotes, image, faces, frame_index: int, *, encoder, matcher, limit: int | None = None):
+    """Encode the faces of one frame whose track wants a sample now, and add the samples to ``votes``.
+
+    The one sampling step of every mode. ``faces`` must carry ``track_id`` (a photo numbers its
+    faces); faces not :func:`worth_sampling` are never encoded.
+
+    Args:
+        votes: the run's votes (the caller holds any lock they need).
+        image: (h, w, 3) uint8 BGR frame the boxes are in.
+        faces: this frame's detected faces with their track ids (-1: no track, never sampled).
+        frame_index: the frame's index.
+        encoder: has ``encode(image, xyxy) -> (m, 128)``.
+        matcher: has ``match(encodings) -> (names, distances)``.
+        limit: encode at most this many faces, biggest first (live streams bound their latency).
+
+    Returns:
+        The indices into ``faces`` that were encoded.
+    """
+    wanted = pick_samples(votes, faces, frame_index, limit=limit)
+    if len(wanted):
+        add_samples(votes, faces.track_id[wanted], frame_index, encoder.encode(image, faces.xyxy[wanted]), matcher)
+    return wanted
+
+
+def pick_samples(
+    votes: IdentityVotes, faces, frame_index: int, *, limit: int | None = None, min_face_px: int | None = None
+) -> np.ndarray:
+    """Indices of the faces (biggest first) to encode in this frame; see :func:`sample_faces`.
+
+    ``min_face_px`` defaults to the votes' own.
+    """
+    min_face_px = votes.min_face_px if min_face_px is None else min_face_px
+    good = worth_sampling(faces, min_face_px) & (np.asarray(faces.track_id) >= 0)
+    wanted = []
+    for i in np.argsort(-faces.height, kind="stable"):
+        if good[i] and votes.wants_sample(int(faces.track_id[i]), frame_index):
+            wanted.append(int(i))
+            if limit is not None and len(wanted) == limit:
+                break
+    return np.asarray(sorted(wanted), np.intp)
+
+
+def add_samples(votes: IdentityVotes, track_ids, frame_index: int, encodings: np.ndarray, matcher) -> None:
+    """Match encodings of one frame and record them as samples of their tracks."""
+    names, distances = matcher.match(encodings)
+    for track_id, name, distance, encoding in zip(np.asarray(track_ids).tolist(), names, distances, encodings):
+        votes.add(int(track_id), name, float(distance), frame_index=frame_index, encoding=encoding)
