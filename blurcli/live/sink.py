@@ -18,11 +18,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from ..errors import OutputError, StreamError
 from ..media.atomic import atomic_output
+from ..media.colour import STREAM_TAGS, bgr_to_frame
+from ..media.h264 import add_h264_stream
 from ..secrets import mask_secrets
 from .settings import AUDIO_BITRATE, AUDIO_CHANNELS, AUDIO_RATE
 from .stats import StreamStats
@@ -33,9 +34,6 @@ log = logging.getLogger("blurcli.live")
 NETWORK_ERRORS = (av.FFmpegError, OSError)
 #: Seconds a network operation may block before the connection counts as dead.
 IO_TIMEOUT_S = 10.0
-#: BT.601 limited range: what cv2's BGR<->I420 conversions use, written into the stream's VUI.
-_BT601 = 6
-_LIMITED_RANGE = 1
 
 
 @dataclass(frozen=True)
@@ -79,9 +77,13 @@ class Session:
     def __init__(self, target: str, fmt: str, enc: EncoderSettings) -> None:
         self.container = av.open(target, "w", format=fmt, timeout=IO_TIMEOUT_S)
         try:
-            video = self.container.add_stream(
-                "libx264",
+            video = add_h264_stream(
+                self.container,
+                width=enc.width,
+                height=enc.height,
                 rate=enc.fps,
+                time_base=Fraction(1, enc.fps),
+                colour=STREAM_TAGS,
                 options={
                     "preset": enc.preset,
                     "tune": "zerolatency",
@@ -90,16 +92,9 @@ class Session:
                     "maxrate": str(enc.bitrate),
                     "bufsize": str(enc.bitrate),
                 },
+                bit_rate=enc.bitrate,
+                keyint=enc.keyint,
             )
-            video.width, video.height = enc.width, enc.height
-            video.pix_fmt = "yuv420p"
-            video.time_base = Fraction(1, enc.fps)
-            video.bit_rate = enc.bitrate
-            ctx = video.codec_context
-            ctx.gop_size = enc.keyint
-            ctx.max_b_frames = 0
-            ctx.colorspace = ctx.color_primaries = ctx.color_trc = _BT601
-            ctx.color_range = _LIMITED_RANGE
             audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
             audio.bit_rate = AUDIO_BITRATE
             audio.time_base = Fraction(1, AUDIO_RATE)
@@ -114,7 +109,7 @@ class Session:
 
     def write(self, pts: int, image: np.ndarray, samples: np.ndarray) -> int:
         """Encode one picture (BGR) at video ``pts`` and its (2, n) audio samples; returns bytes muxed."""
-        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        frame = bgr_to_frame(image, STREAM_TAGS)
         frame.pts = pts
         written = self._mux(self.video.encode(frame))
         self._pending = np.concatenate([self._pending, samples], axis=1) if self._pending.shape[1] else samples

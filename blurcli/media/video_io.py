@@ -48,16 +48,9 @@ from blurcli.media._containers import (
     output_format,
     video_stream,
 )
-from blurcli.media._pixels import (
-    ColorTags,
-    bgr_to_frame,
-    coded,
-    frame_to_bgr,
-    normalise_rotation,
-    output_color,
-    pad_to_even,
-    upright,
-)
+from blurcli.media._pixels import coded, normalise_rotation, pad_to_even, upright
+from blurcli.media.colour import ColorTags, bgr_to_frame, frame_to_bgr, output_color
+from blurcli.media.h264 import X264_PRESETS, add_h264_stream
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -73,12 +66,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("blurcli.media")
-
-#: libx264 presets, fastest first (``--preset`` choices).
-X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
-)
-
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -409,19 +396,16 @@ class VideoWriter:
 
     def _add_video(self, crf: int, preset: str, threads: int) -> av.video.stream.VideoStream:
         info = self.info
-        stream = self._out.add_stream("libx264", rate=info.average_rate or Fraction(30))
-        stream.width = info.coded_width + (info.coded_width & 1)
-        stream.height = info.coded_height + (info.coded_height & 1)
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = info.time_base
-        stream.time_base = info.time_base
-        stream.codec_context.thread_count = threads
-        stream.options = {"crf": str(crf), "preset": preset}
-        context = stream.codec_context
-        context.color_range = info.color.range
-        context.colorspace = info.color.space
-        context.color_primaries = info.color.primaries
-        context.color_trc = info.color.trc
+        stream = add_h264_stream(
+            self._out,
+            width=info.coded_width + (info.coded_width & 1),
+            height=info.coded_height + (info.coded_height & 1),
+            rate=info.average_rate or Fraction(30),
+            time_base=info.time_base,
+            colour=info.color,
+            options={"crf": str(crf), "preset": preset},
+            threads=threads,
+        )
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         if (info.coded_width | info.coded_height) & 1:
@@ -460,7 +444,7 @@ class VideoWriter:
         expected = (self.info.height, self.info.width, 3)
         if image.shape != expected or image.dtype != np.uint8:
             raise ValueError(f"frame {frame.index}: image is {image.shape} {image.dtype}, expected {expected} uint8")
-        picture = bgr_to_frame(pad_to_even(coded(image, self.info.rotation)))
+        picture = bgr_to_frame(pad_to_even(coded(image, self.info.rotation)), self.info.color)
         picture.pts = self._last_pts = self._pts(frame)
         picture.time_base = self.info.time_base
         try:
