@@ -44,10 +44,11 @@ def test_crowd_pan_720p_hides_small_faces_in_almost_every_frame(data_dir, tmp_pa
     score = score_pan(pan, tmp_path / "out.mp4", scorer(data_dir))
     pairs = sum(t for name, (_, t) in score.buckets.items() if not name.startswith("tiny"))
     assert score.frames == 90 and pairs > 1500 and report.frames == 90
-    # Measured 94.4% (10-20 px: 94.0%); with the old 640 px detection copy 78.8% (70.0%).
-    assert score.share() >= 0.92, score.buckets
+    # Measured 99.0% (10-20 px: 99.2%); with 3 blur samples per face and no camera motion 94.4%
+    # (94.0%); with the old 640 px detection copy 78.8% (70.0%).
+    assert score.share() >= 0.97, score.buckets
     small_hidden, small_total = score.buckets["small 10-20px"]
-    assert small_hidden >= 0.9 * small_total, score.buckets
+    assert small_hidden >= 0.96 * small_total, score.buckets
 
 
 def test_pan_over_dogs_masks_nothing(data_dir, tmp_path, redactor):

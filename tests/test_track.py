@@ -370,3 +370,17 @@ def test_mask_plan_collects_boxes_per_frame():
     np.testing.assert_array_equal(plan.boxes(4), [box_at(5), box_at(100)])
     with pytest.raises(ValueError):
         plan.add(np.array([7, 9]), np.zeros((2, 4)))
+
+
+def test_camera_motion_measures_a_pan_and_ignores_cuts(data_dir):
+    import cv2
+
+    from blurcli.track.motion import CameraMotion
+
+    photo = cv2.imread(str(data_dir / "identity" / "mixed" / "two_people.jpg"))
+    motion = CameraMotion()
+    offsets = [motion.update(photo[40:400, 7 * k : 7 * k + 640]) for k in range(6)]
+    # The window moves 7 px right per frame, so the picture moves 7 px left.
+    assert np.allclose(np.diff(np.array(offsets), axis=0), [-7, 0], atol=0.3), offsets
+    cut = motion.update(photo[200:560, 300:940], cut=True)
+    assert np.allclose(cut, offsets[-1]), "a cut must not move the scene coordinates"

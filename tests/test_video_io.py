@@ -221,6 +221,35 @@ def test_rotation_is_applied_on_read_and_kept_on_write(tmp_path, rotation):
         assert all(red_corner(f.image) for f in reader)
 
 
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_masks_drawn_in_the_stored_planes_land_on_the_upright_box(tmp_path, rotation):
+    """Pass 2 redacts the decoded YUV planes (stored orientation) from upright boxes: the mask must
+    land where the upright box is, and every pixel outside its window must keep its value."""
+    from blurcli.redact import redact_frame
+    from blurcli.settings import RedactSettings
+
+    size = (96, 64)
+    rng = np.random.default_rng(3)
+    texture = cv2.resize(rng.integers(0, 255, (4, 6, 3), np.uint8), size, interpolation=cv2.INTER_CUBIC)
+    checks = (np.indices((16, 16)).sum(axis=0) // 2 % 2 * 255).astype(np.uint8)
+    texture[12:28, 60:76] = checks[:, :, None]  # a sharp "face" inside the box, smooth elsewhere
+    src = make_clip(tmp_path / "in.mp4", frames=3, size=size, rotation=rotation, image_fn=lambda i: texture)
+    box = np.array([[56, 8, 80, 32]], np.float32)  # upright pixels, away from the centre
+    out = tmp_path / "out.mp4"
+    with VideoReader(src) as reader, VideoWriter(out, reader.info, audio_from=None) as writer:
+        for frame in reader:
+            assert frame.has_planes  # the decoded planes, never converted to BGR
+            redact_frame(frame, box, RedactSettings(feather=0.0, head_scale=1.0))
+            writer.write(frame)
+    with VideoReader(src) as before, VideoReader(out) as after:
+        for a, b in zip(before, after):
+            diff = np.abs(a.image.astype(int) - b.image.astype(int)).max(axis=2)
+            assert diff[12:28, 60:76].mean() > 20, "the box was not hidden"
+            outside = np.ones_like(diff, bool)
+            outside[4:36, 52:84] = False  # the box's window, with a margin for 4:2:0 chroma
+            assert np.percentile(diff[outside], 99) < 12, "pixels changed away from the box"
+
+
 def test_rotation_agrees_with_ffmpeg_autorotate(tmp_path):
     """What a player shows (ffmpeg applies the display matrix) is what the reader yields."""
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

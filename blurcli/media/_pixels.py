@@ -37,6 +37,27 @@ def coded(image: np.ndarray, rotation: int) -> np.ndarray:
     return cv2.rotate(image, _TO_CODED[rotation]) if rotation else image
 
 
+def coded_boxes(xyxy: np.ndarray, rotation: int, coded_width: int, coded_height: int) -> np.ndarray:
+    """Boxes in the upright picture turned into the stored picture's coordinates (see :func:`coded`).
+
+    Args:
+        xyxy: (n, 4) x0, y0, x1, y1 in upright pixels.
+        rotation: display rotation, 0/90/180/270 counter-clockwise degrees.
+        coded_width, coded_height: size of the stored picture.
+    """
+    b = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    if not rotation:
+        return b
+    x0, y0, x1, y1 = b.T
+    if rotation == 180:
+        out = [coded_width - x1, coded_height - y1, coded_width - x0, coded_height - y0]
+    elif rotation == 90:  # the upright picture is the stored one turned counter-clockwise
+        out = [coded_width - y1, x0, coded_width - y0, x1]
+    else:  # 270
+        out = [y0, coded_height - x1, y1, coded_height - x0]
+    return np.stack(out, axis=1).astype(np.float32)
+
+
 def pad_to_even(image: np.ndarray) -> np.ndarray:
     """Repeat the last column/row once where a side is odd (4:2:0 H.264 needs even sides).
 

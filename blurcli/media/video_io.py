@@ -48,8 +48,8 @@ from blurcli.media._containers import (
     output_format,
     video_stream,
 )
-from blurcli.media._pixels import coded, normalise_rotation, pad_to_even, upright
-from blurcli.media.colour import ColorTags, bgr_to_frame, frame_to_bgr, output_color
+from blurcli.media._pixels import coded, coded_boxes, normalise_rotation, pad_to_even, upright
+from blurcli.media.colour import ColorTags, bgr_to_frame, frame_to_bgr, is_full_range, output_color
 from blurcli.media.h264 import X264_PRESETS, add_h264_stream
 
 __all__ = [
@@ -100,26 +100,111 @@ class VideoInfo:
     color: ColorTags = ColorTags()
 
 
-@dataclass
 class VideoFrame:
-    """One decoded picture.
+    """One decoded picture: its upright BGR image on demand, or its own YUV planes.
+
+    A frame from :class:`VideoReader` keeps the decoded picture and converts it to BGR only when
+    :attr:`image` is first read, so frames nobody looks at (pass 2 of a video, frames between two
+    detections) are never converted: :meth:`planes` gives a private copy of the Y, U and V planes
+    to redact in place, and :class:`VideoWriter` encodes them as they are. Every pixel outside a
+    mask keeps its decoded value, and the frame costs no BGR round trip.
 
     Attributes:
-        image: (h, w, 3) uint8 BGR, UPRIGHT, writable (redact in place).
+        image: (h, w, 3) uint8 BGR, UPRIGHT, writable (redact in place); converted on first use.
         pts: presentation timestamp in ``time_base`` units, as decoded.
         time_base: the stream's time base.
         index: 0-based position in presentation order.
+        rotation: display rotation of the stored picture (0/90/180/270 counter-clockwise).
     """
 
-    image: np.ndarray
-    pts: int | None
-    time_base: Fraction
-    index: int
+    __slots__ = ("_image", "pts", "time_base", "index", "rotation", "_decoded", "_yuv")
+
+    def __init__(
+        self,
+        image: np.ndarray | None,
+        pts: int | None,
+        time_base: Fraction,
+        index: int,
+        *,
+        decoded: av.VideoFrame | None = None,
+        rotation: int = 0,
+    ):
+        if image is None and decoded is None:
+            raise ValueError("a VideoFrame needs an image or a decoded frame")
+        self._image = image
+        self.pts = pts
+        self.time_base = time_base
+        self.index = index
+        self.rotation = rotation
+        self._decoded = decoded
+        self._yuv: av.VideoFrame | None = None
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            source = self._yuv if self._yuv is not None else self._decoded
+            self._image = upright(frame_to_bgr(source), self.rotation)
+            self._decoded = self._yuv = None
+        return self._image
+
+    @image.setter
+    def image(self, value: np.ndarray) -> None:
+        self._image = value
+        self._decoded = self._yuv = None
 
     @property
     def time(self) -> float:
         """Presentation time in seconds (NaN when the frame has no pts)."""
         return float(self.pts * self.time_base) if self.pts is not None else math.nan
+
+    @property
+    def has_planes(self) -> bool:
+        """True while the frame is still its decoded 8-bit 4:2:0 planes (even size, no BGR made)."""
+        frame = self._yuv if self._yuv is not None else self._decoded
+        return (
+            self._image is None
+            and frame is not None
+            and frame.format.name == "yuv420p"
+            and not (frame.width | frame.height) & 1
+        )
+
+    @property
+    def full_range(self) -> bool:
+        return self.has_planes and is_full_range(self._yuv if self._yuv is not None else self._decoded)
+
+    def planes(self) -> list[np.ndarray]:
+        """Writable (h, w) Y and (h/2, w/2) U, V views of this frame's own copy, stored orientation.
+
+        The copy is made once: the decoder's frame may still be its reference picture, and a fresh
+        frame carries none of the input's side data (captions, SEI) into the output.
+        """
+        if not self.has_planes:
+            raise ValueError("frame has no YUV planes (already BGR, or not 8-bit 4:2:0 of even size)")
+        if self._yuv is None:
+            decoded = self._decoded
+            copy = av.VideoFrame(decoded.width, decoded.height, "yuv420p")
+            copy.color_range = decoded.color_range
+            for src, dst in zip(decoded.planes, copy.planes):
+                _plane_view(dst)[:] = _plane_view(src)
+            self._yuv, self._decoded = copy, None
+        return [_plane_view(plane) for plane in self._yuv.planes]
+
+    def yuv_frame(self) -> av.VideoFrame:
+        """The frame's own yuv420p copy, for the encoder (see :meth:`planes`)."""
+        self.planes()
+        return self._yuv
+
+    def coded_boxes(self, xyxy: np.ndarray) -> np.ndarray:
+        """(n, 4) upright boxes turned into the stored picture's coordinates."""
+        frame = self._yuv if self._yuv is not None else self._decoded
+        width, height = (frame.width, frame.height) if frame is not None else self.image.shape[1::-1]
+        return coded_boxes(xyxy, self.rotation, width, height)
+
+
+def _plane_view(plane) -> np.ndarray:
+    """A writable numpy view of one plane, line padding cut off."""
+    rows = np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
 
 
 def _rate(stream: av.video.stream.VideoStream) -> Fraction | None:
@@ -289,8 +374,7 @@ class VideoReader:
             if pts is None:  # raw elementary streams carry no timestamps: continue the clock
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
-            image = upright(frame_to_bgr(frame), rotation)
-            yield VideoFrame(image=image, pts=pts, time_base=time_base, index=index)
+            yield VideoFrame(None, pts, time_base, index, decoded=frame, rotation=rotation)
 
     def close(self) -> None:
         """Release the file (idempotent)."""
@@ -440,11 +524,15 @@ class VideoWriter:
         """
         if self._done:
             raise ValueError("VideoWriter is closed")
-        image = frame.image
-        expected = (self.info.height, self.info.width, 3)
-        if image.shape != expected or image.dtype != np.uint8:
-            raise ValueError(f"frame {frame.index}: image is {image.shape} {image.dtype}, expected {expected} uint8")
-        picture = bgr_to_frame(pad_to_even(coded(image, self.info.rotation)), self.info.color)
+        coded_size = (self._video.width, self._video.height)
+        if frame.has_planes and (frame.yuv_frame().width, frame.yuv_frame().height) == coded_size:
+            picture = frame.yuv_frame()  # already the encoder's format: no conversion
+        else:
+            image = frame.image
+            expected = (self.info.height, self.info.width, 3)
+            if image.shape != expected or image.dtype != np.uint8:
+                raise ValueError(f"frame {frame.index}: image is {image.shape} {image.dtype}, expected {expected} uint8")
+            picture = bgr_to_frame(pad_to_even(coded(image, self.info.rotation)), self.info.color)
         picture.pts = self._last_pts = self._pts(frame)
         picture.time_base = self.info.time_base
         try:

@@ -26,11 +26,12 @@ import numpy as np
 
 from ..errors import BlurcliError, InputError, PartialFailure, UsageError
 from ..faces import Faces
-from ..redact import redact
+from ..redact import redact_frame
 from ..secrets import mask_secrets
 from ..settings import DetectSettings, IdentitySettings, RedactSettings
 from ..identity.policy import IdentityVotes, sample_faces, votes_for
 from ..track import CutDetector, DetectionCadence, FaceTracker
+from ..track.motion import CameraMotion, shift_boxes
 from ..track.plan import MaskPlan, TrackLog, track_boxes
 from .paths import check_not_input, ensure_parent
 
@@ -132,6 +133,7 @@ class Analysis:
     cuts: list[int]
     logs: dict[int, TrackLog]
     votes: IdentityVotes
+    offsets: np.ndarray | None = None  # (frames, 2) camera offset per frame; track logs are in scene coordinates
 
 
 def _prefetch(items: Iterable, depth: int = 8) -> Iterator:
@@ -219,6 +221,8 @@ class Analyser:
             fps=fps, every=settings.detect_every, min_interval=1 if self.recognise else 2
         )
         self.cuts = CutDetector()
+        self.motion = CameraMotion()
+        self.offsets: list[np.ndarray] = []
         self.votes = votes_for(settings.identity, redactor.matcher, fps=fps)
         self.detect_side = settings.detect_max_side or auto_detect_side(info)
         self.logs: dict[int, TrackLog] = {}
@@ -236,12 +240,16 @@ class Analyser:
             self.cadence.reset()
             self.cut_frames.append(index)
             self.shot_start = index
+        offset = self.motion.update(image, cut=cut)
+        self.offsets.append(offset)
         if not self.cadence.should_detect(index, cut=cut, change=self.cuts.change):
             self.tracker.update(None, index)
             return
         self.detected += 1
         faces = self.redactor.detector.detect(image, max_side=self.detect_side, upscale_small=False)
-        tracks = self.tracker.update(faces, index)
+        # Tracks live in scene coordinates (see blurcli.track.motion): a pan does not break them.
+        scene = Faces(shift_boxes(faces.xyxy, -offset), faces.score, faces.landmarks)
+        tracks = self.tracker.update(scene, index)
         self.cadence.observe(tracks, index)
         seen = tracks[tracks.data["detected"]]
         for track_id in seen.track_id[seen.data["jumped"]].tolist():
@@ -251,10 +259,20 @@ class Analyser:
                 self.logs[track_id] = TrackLog(track_id, self.shot_start)
             self.logs[track_id].add(index, seen.xyxy[i], seen.score[i])
         if self.recognise:
+            seen.xyxy = shift_boxes(seen.xyxy, offset)  # back to this frame's pixels
             sample_faces(self.votes, image, seen, index, encoder=self.redactor.encoder, matcher=self.redactor.matcher)
 
     def result(self) -> Analysis:
-        return Analysis(self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes)
+        offsets = np.asarray(self.offsets, np.float32).reshape(-1, 2)
+        return Analysis(self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes, offsets)
+
+
+def _to_frame(boxes: np.ndarray, frames, offsets: np.ndarray | None) -> np.ndarray:
+    """Scene-coordinate boxes of the given frames back in each frame's pixels."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if offsets is None or not len(boxes):
+        return boxes
+    return shift_boxes(boxes, offsets[np.asarray(frames, np.intp)])
 
 
 class VideoRedactor:
@@ -322,7 +340,7 @@ class VideoRedactor:
             hidden_from = hidden_to = None
             if identity is None:
                 frames, boxes = track_boxes(track, pad=pad, shot_end=shot_end)
-                plan.add(frames, boxes)
+                plan.add(frames, _to_frame(boxes, frames, analysis.offsets))
                 hidden_from, hidden_to = int(frames[0]), int(frames[-1])
             reports.append(
                 TrackReport(
@@ -333,7 +351,9 @@ class VideoRedactor:
                     hidden_to=hidden_to,
                     boxes=[
                         [f, *(round(float(v), 1) for v in box), round(s, 3)]
-                        for f, box, s in zip(track.frames, track.boxes, track.scores)
+                        for f, box, s in zip(
+                            track.frames, _to_frame(np.asarray(track.boxes), track.frames, analysis.offsets), track.scores
+                        )
                     ],
                     samples=[
                         {"frame": s.frame, "name": s.name, "distance": round(s.distance, 3)}
@@ -371,7 +391,7 @@ class VideoRedactor:
                 for index, frame in enumerate(decoded):
                     if index >= frames:
                         raise InputError(f"{src}: decoded more frames the second time ({index + 1} > {frames})")
-                    redact(frame.image, plan.boxes(index), settings.redact)
+                    redact_frame(frame, plan.boxes(index), settings.redact)
                     yield frame
 
             # Three threads: decode, redact, encode (this one); each stage waits only on its own work.

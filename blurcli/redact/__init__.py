@@ -1,4 +1,10 @@
-"""Hide faces in a frame, in place: a feathered head ellipse per face, drawn in the chosen style."""
+"""Hide faces in a frame, in place: a feathered head ellipse per face, drawn in the chosen style.
+
+The same mask and style are drawn on a BGR picture (:func:`redact`) or straight into the Y, U and
+V planes of a decoded frame (:func:`redact_planes`): blurring, resampling and blending are linear,
+so doing them per plane hides the same way without turning the whole frame into BGR and back, and
+every pixel outside the masks keeps its exact value.
+"""
 from __future__ import annotations
 
 import cv2
@@ -8,7 +14,7 @@ from ..settings import RedactSettings, Style
 from .masks import ellipse_alpha, ellipse_window, head_ellipses
 from .styles import Redactor, redactor_for
 
-__all__ = ["redact", "redact_whole", "Redactor", "head_ellipses"]
+__all__ = ["redact", "redact_frame", "redact_planes", "redact_whole", "Redactor", "head_ellipses"]
 
 
 def redact(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:
@@ -19,6 +25,45 @@ def redact(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = Redac
         xyxy: (n, 4) boxes in the frame's pixels (faces to hide; enrolled faces must not be here).
         settings: style, head scale and feather.
     """
+    _redact_plane(image, xyxy, settings, pixel=1.0, black=0)
+
+
+def redact_frame(frame, xyxy: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:
+    """Hide every box in a decoded video frame: in its YUV planes while it has them, else in its BGR image.
+
+    Args:
+        frame: a :class:`~blurcli.media.video_io.VideoFrame`.
+        xyxy: (n, 4) boxes in upright pixels.
+    """
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    if not len(xyxy):
+        return
+    if frame.has_planes:
+        full_range = frame.full_range
+        redact_planes(frame.planes(), frame.coded_boxes(xyxy), settings, full_range=full_range)
+    else:
+        redact(frame.image, xyxy, settings)
+
+
+def redact_planes(planes: list[np.ndarray], xyxy: np.ndarray, settings: RedactSettings, *, full_range: bool) -> None:
+    """Hide every box in the Y, U and V planes of a 4:2:0 frame (modified in place).
+
+    Args:
+        planes: the (h, w) Y plane and the (h/2, w/2) U and V planes, writable views.
+        xyxy: (n, 4) boxes in the Y plane's pixels.
+        settings: style, head scale and feather.
+        full_range: the planes hold full-range values (black luma is 0, else 16).
+    """
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    if not len(xyxy):
+        return
+    y, u, v = planes
+    _redact_plane(y, xyxy, settings, pixel=1.0, black=0 if full_range else 16)
+    for chroma in (u, v):
+        _redact_plane(chroma, xyxy * 0.5, settings, pixel=0.5, black=128)
+
+
+def _redact_plane(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings, *, pixel: float, black: int) -> None:
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     if not len(xyxy):
         return
@@ -31,7 +76,8 @@ def redact(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = Redac
         x0, y0, x1, y1 = window
         region = image[y0:y1, x0:x1]
         alpha = ellipse_alpha(region.shape[:2], ellipse, settings.feather, origin=(x0, y0))
-        hidden = redactor.hide(region, face_size=float(2 * ellipse[2] / settings.head_scale))
+        face_size = float(2 * ellipse[2] / settings.head_scale)
+        hidden = redactor.hide(region, face_size=face_size, pixel=pixel, black=black)
         image[y0:y1, x0:x1] = cv2.blendLinear(region, hidden, 1.0 - alpha, alpha)
 
 

@@ -13,11 +13,14 @@ import numpy as np
 
 from ..settings import Style
 
-#: Samples kept across a face's width: 4 for pixelate (with 6, only 89.8% of faces >= 10 px of the
-#: shared set scored hidden; with 4, 92.4%), 3 for blur (with 6, dim faces in the Hamilton clip kept
-#: a detail correlation of 0.52-0.62 after the blur; with 3, 0.32-0.38).
-SAMPLES_PER_FACE = 4
-BLUR_SAMPLES_PER_FACE = 3
+#: Samples kept across a face's width: 3 for pixelate, 2 for blur. Fewer samples leave less of a
+#: face's layout (dark hair above, a lit cheek beside): on crowd pans (benchmarks/crowd.py's 4
+#: photos, the same masks, scored before encoding) blur with 3 samples hid 97.1% of faces of 10 px
+#: and more (10-20 px: 94.5%), with 2 samples 99.3% (98.4%); pixelate with 4 samples 96.4%, with 3
+#: 98.8%. Earlier, on the shared photos, 6 samples had hidden only 89.8% (pixelate) and left dim
+#: faces in the Hamilton clip at a detail correlation of 0.52-0.62 (blur).
+SAMPLES_PER_FACE = 3
+BLUR_SAMPLES_PER_FACE = 2
 #: Small faces are hidden as if they were this big (pixels): resampling a 10 px face to 6 samples
 #: would keep most of its few pixels of detail, so small faces become one soft blob instead.
 MIN_FACE_PX = 48.0
@@ -33,14 +36,24 @@ class Redactor:
         super().__init_subclass__(**kwargs)
         Redactor.registry[cls.style] = cls
 
-    def hide(self, window: np.ndarray, face_size: float) -> np.ndarray:
+    def hide(self, window: np.ndarray, face_size: float, *, pixel: float = 1.0, black: int = 0) -> np.ndarray:
+        """The hidden version of ``window`` (BGR, or one YUV plane).
+
+        Args:
+            window: the region around one face, (h, w, 3) or (h, w).
+            face_size: the face's width in the window's pixels.
+            pixel: size of the window's pixels in frame pixels (0.5 for a 4:2:0 chroma plane).
+            black: the value of black in this plane (16 for limited-range luma, 128 for chroma).
+        """
         raise NotImplementedError
 
 
-def _coarse(window: np.ndarray, face_size: float, interpolation: int, samples: int = SAMPLES_PER_FACE) -> np.ndarray:
+def _coarse(
+    window: np.ndarray, face_size: float, interpolation: int, samples: int = SAMPLES_PER_FACE, pixel: float = 1.0
+) -> np.ndarray:
     """Resample ``window`` to ``samples`` samples per face width and back up."""
     h, w = window.shape[:2]
-    step = max(face_size, MIN_FACE_PX) / samples
+    step = max(face_size, MIN_FACE_PX * pixel) / samples
     small = cv2.resize(window, (max(1, round(w / step)), max(1, round(h / step))), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=interpolation)
 
@@ -48,24 +61,24 @@ def _coarse(window: np.ndarray, face_size: float, interpolation: int, samples: i
 class BlurRedactor(Redactor):
     style = Style.blur
 
-    def hide(self, window, face_size):
-        coarse = _coarse(window, face_size, cv2.INTER_LINEAR, BLUR_SAMPLES_PER_FACE)
-        k = int(max(face_size, MIN_FACE_PX) / 3) | 1
+    def hide(self, window, face_size, *, pixel=1.0, black=0):
+        coarse = _coarse(window, face_size, cv2.INTER_LINEAR, BLUR_SAMPLES_PER_FACE, pixel)
+        k = int(max(face_size, MIN_FACE_PX * pixel) / 3) | 1
         return cv2.stackBlur(coarse, (k, k))
 
 
 class PixelateRedactor(Redactor):
     style = Style.pixelate
 
-    def hide(self, window, face_size):
-        return _coarse(window, face_size, cv2.INTER_NEAREST)
+    def hide(self, window, face_size, *, pixel=1.0, black=0):
+        return _coarse(window, face_size, cv2.INTER_NEAREST, pixel=pixel)
 
 
 class SolidRedactor(Redactor):
     style = Style.solid
 
-    def hide(self, window, face_size):
-        return np.zeros_like(window)
+    def hide(self, window, face_size, *, pixel=1.0, black=0):
+        return np.full_like(window, black)
 
 
 def redactor_for(style: Style | str) -> Redactor:
