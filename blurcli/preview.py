@@ -12,6 +12,7 @@ atomically, like every other output.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import replace
@@ -289,21 +290,6 @@ def preview_photos(
 # ---------------------------------------------------------------- videos
 
 
-def _first_frames(reader, seconds: float, fps: float) -> Iterable:
-    """The reader's frames of the first ``seconds`` (by timestamp; by count for frames without one)."""
-    limit = max(1, round(seconds * fps))
-    start = None
-    for frame in reader:
-        if math.isnan(frame.time):
-            if frame.index >= limit:
-                return
-        else:
-            start = frame.time if start is None else start
-            if frame.index > 0 and frame.time - start >= seconds - 1e-6:
-                return
-        yield frame
-
-
 def _kept_boxes(tracks, frames: int, pad: int) -> list[list[np.ndarray]]:
     """Per frame, the boxes of kept tracks: each detection's box held until the track's next one,
     and the last one for ``pad`` more frames (as long as a hidden track stays masked)."""
@@ -357,7 +343,7 @@ def video_preview(
     """
     from .media.video_io import VIDEO_EXTENSIONS, VideoReader, VideoWriter, output_format
     from .pipeline.paths import ensure_parent, plan_jobs
-    from .pipeline.video import Analyser, VideoRedactor, VideoReport, VideoSettings
+    from .pipeline.video import VideoRedactor, VideoReport, VideoSettings, first_frames
 
     if not seconds > 0:
         raise UsageError(f"the preview length must be more than 0 seconds, got {seconds}")
@@ -369,22 +355,13 @@ def video_preview(
     redactor = redactor if redactor is not None else VideoRedactor(settings if settings is not None else VideoSettings())
     settings = redactor.settings
 
-    # Pass 1 over the first seconds: tracks and identity votes, as VideoRedactor.analyse does.
-    with VideoReader(src, threads=settings.threads) as reader:
-        info = reader.info
-        fps = float(info.average_rate) if info.average_rate else 30.0
-        analyser = Analyser(redactor, fps=fps, info=info)
-        for frame in _first_frames(reader, seconds, fps):
-            analyser.step(frame.index, frame.image)
-            if progress:
-                progress("analysing", frame.index + 1, None)
-    if analyser.frames == 0:
-        raise InputError(f"{src}: holds no video frames")
-    analysis = analyser.result()
+    # The passes of ``blurcli video``, over the first seconds only.
+    analysis = redactor.analyse(src, progress, seconds=seconds)
+    info, fps = analysis.info, analysis.fps
     plan, tracks = redactor.plan(analysis)
     kept = _kept_boxes(tracks, analysis.frames, max(1, round(settings.pad_s * fps)))
 
-    # Pass 2: compose boxed original | redacted, each half scaled to VIDEO_PANEL_WIDTH at most.
+    # Pass 2 composes boxed original | redacted, each half scaled to VIDEO_PANEL_WIDTH at most.
     scale = min(1.0, VIDEO_PANEL_WIDTH / info.width)
     half_w, half_h = max(2, round(info.width * scale)), max(2, round(info.height * scale))
     gap = 4
@@ -392,18 +369,20 @@ def video_preview(
                        coded_height=half_h, rotation=0, frame_count=analysis.frames, audio_streams=0)
     style = settings.redact.style.value
     ensure_parent(dst)
-    with VideoReader(src, threads=settings.threads) as reader, VideoWriter(
-        dst, out_info, audio_from=None, crf=min(settings.crf, 23), preset=settings.preset, threads=settings.threads
-    ) as writer:
-        for frame in _first_frames(reader, seconds, fps):
-            if frame.index >= analysis.frames:
-                break
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(src, threads=settings.threads))
+        writer = stack.enter_context(
+            VideoWriter(dst, out_info, audio_from=None, crf=min(settings.crf, 23), preset=settings.preset,
+                        threads=settings.threads)
+        )
+        frames = first_frames(reader, seconds, fps)
+        redacted = redactor.redacted(frames, src, plan, analysis.frames, originals=True)
+        for frame, original in stack.enter_context(contextlib.closing(redacted)):
             hide = plan.boxes(frame.index)
             keep = np.array(kept[frame.index], np.float32).reshape(-1, 4)
-            original = cv2.resize(frame.image, (half_w, half_h), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(original, (half_w, half_h), interpolation=cv2.INTER_AREA)
             boxes = np.concatenate([keep, hide]) if len(keep) or len(hide) else np.zeros((0, 4), np.float32)
-            left = draw_decisions(original, boxes, np.arange(len(boxes)) < len(keep), scale=scale)
-            redact(frame.image, hide, settings.redact)
+            left = draw_decisions(small, boxes, np.arange(len(boxes)) < len(keep), scale=scale)
             right = cv2.resize(frame.image, (half_w, half_h), interpolation=cv2.INTER_AREA)
             _text(left, "original", (6, 20), 0.55, (255, 255, 255), 1)
             _text(right, f"--style {style}", (6, 20), 0.55, (255, 255, 255), 1)

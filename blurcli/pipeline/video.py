@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -182,6 +183,21 @@ def _prefetch(items: Iterable, depth: int = 8) -> Iterator:
         worker.join()
 
 
+def first_frames(reader, seconds: float, fps: float) -> Iterator:
+    """The reader's frames of the first ``seconds`` (by timestamp; by count for frames without one)."""
+    limit = max(1, round(seconds * fps))
+    start = None
+    for frame in reader:
+        if math.isnan(frame.time):
+            if frame.index >= limit:
+                return
+        else:
+            start = frame.time if start is None else start
+            if frame.index > 0 and frame.time - start >= seconds - 1e-6:
+                return
+        yield frame
+
+
 #: Longest side of the detection copy in auto mode for frames larger than 1280 px.
 LARGE_FRAME_DETECT_SIDE = 960
 
@@ -304,8 +320,8 @@ class VideoRedactor:
 
     # -- pass 1 -------------------------------------------------------------------------------
 
-    def analyse(self, src: Path, progress: Progress | None = None) -> Analysis:
-        """Pass 1: detect, track and sample identities over the whole file.
+    def analyse(self, src: Path, progress: Progress | None = None, *, seconds: float | None = None) -> Analysis:
+        """Pass 1: detect, track and sample identities over the whole file (or its first ``seconds``).
 
         Raises:
             InputError: the file cannot be opened or a frame cannot be decoded.
@@ -315,12 +331,15 @@ class VideoRedactor:
         with contextlib.ExitStack() as stack:
             reader = stack.enter_context(VideoReader(src, threads=self.settings.threads))
             info = reader.info
-            analyser = Analyser(self, fps=float(info.average_rate) if info.average_rate else 30.0, info=info)
-            frames = stack.enter_context(contextlib.closing(_prefetch(reader)))
+            fps = float(info.average_rate) if info.average_rate else 30.0
+            analyser = Analyser(self, fps=fps, info=info)
+            decoded = reader if seconds is None else first_frames(reader, seconds, fps)
+            total = info.frame_count if seconds is None else None
+            frames = stack.enter_context(contextlib.closing(_prefetch(decoded)))
             for index, frame in enumerate(frames):
                 analyser.step(index, frame.image)
                 if progress:
-                    progress("analysing", index + 1, info.frame_count)
+                    progress("analysing", index + 1, total)
         if analyser.frames == 0:
             raise InputError(f"{src}: holds no video frames")
         return analyser.result()
@@ -387,23 +406,33 @@ class VideoRedactor:
                 )
             )
 
-            def redacted(decoded: Iterable) -> Iterator:
-                for index, frame in enumerate(decoded):
-                    if index >= frames:
-                        raise InputError(f"{src}: decoded more frames the second time ({index + 1} > {frames})")
-                    redact_frame(frame, plan.boxes(index), settings.redact)
-                    yield frame
-
             # Three threads: decode, redact, encode (this one); each stage waits only on its own work.
             count = 0
-            ready = stack.enter_context(contextlib.closing(_prefetch(redacted(_prefetch(reader)))))
-            for frame in ready:
+            ready = stack.enter_context(contextlib.closing(_prefetch(self.redacted(reader, src, plan, frames))))
+            for frame, _ in ready:
                 writer.write(frame)
                 count += 1
                 if progress:
                     progress("writing", count, frames)
             if count != frames:
                 raise InputError(f"{src}: decoded {count} frames the second time, {frames} the first")
+
+    def redacted(self, reader, src: Path, plan: MaskPlan, frames: int, *, originals: bool = False) -> Iterator:
+        """Pass 2's redaction stage: ``(frame, original)`` for each decoded frame, its planned boxes hidden.
+
+        Args:
+            reader: a fresh :class:`~blurcli.media.video_io.VideoReader` of ``src`` (decoded ahead
+                in its own thread here).
+            frames: the frame count of pass 1; more frames the second time is an error.
+            originals: also hand out a BGR copy of each frame before redaction (previews), else None.
+        """
+        with contextlib.closing(_prefetch(reader)) as decoded:
+            for index, frame in enumerate(decoded):
+                if index >= frames:
+                    raise InputError(f"{src}: decoded more frames the second time ({index + 1} > {frames})")
+                original = frame.image.copy() if originals else None
+                redact_frame(frame, plan.boxes(index), self.settings.redact)
+                yield frame, original
 
     def redact_file(self, src: Path, dst: Path, progress: Progress | None = None) -> VideoReport:
         """Redact one video into ``dst`` (written atomically; never over the input).
