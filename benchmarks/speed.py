@@ -15,8 +15,12 @@ it (detail correlation < 0.5). The share of hidden reference faces is printed fo
 Usage:
     python benchmarks/speed.py [--data ../shared/data] [--seconds 6] [--no-deface]
 
-A 720p30 clip and a 1080p clip are made from shared/data/video/facenet_video.mp4 (resampled in time to
-30 fps for 720p). Ratios are only meaningful between columns of the same run.
+Besides the shared clips, four are made here: a 720p30 talking head and its 1080p30 twin (from
+shared/data/video/facenet_video.mp4, resampled in time to 30 fps), a 720p crowd pan over four
+WIDER photos (benchmarks/crowdpan.py; protection is scored against its ground truth), and a 4K
+HEVC portrait phone clip (3840x2160 stored, a 90 degree display matrix, 30 fps, AAC audio: what a
+phone records). blurcli runs each clip in a fresh child process (models loaded before the clock starts), so each
+row's peak resident memory is that clip's own, models included. Ratios are only meaningful between columns of the same run.
 """
 from __future__ import annotations
 
@@ -88,6 +92,75 @@ def resample_clip(src: Path, dst: Path, size: tuple[int, int], fps: int, seconds
     return dst
 
 
+def make_phone_clip(src: Path, dst: Path, seconds: float = 3.0, fps: int = 30) -> Path:
+    """A 4K HEVC portrait clip as a phone stores it: the upright 2160x3840 picture is written turned
+    to 3840x2160 with a 90 degree display matrix, 10 Mbit/s-ish x265, AAC stereo."""
+    from blurcli.media._pixels import coded
+
+    upright_size = (2160, 3840)
+    with av.open(str(src)) as inp:
+        stream_in = inp.streams.video[0]
+        frames = [f.to_ndarray(format="bgr24") for f in inp.decode(stream_in)]
+        src_fps = float(stream_in.average_rate or 25)
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx265", rate=fps)
+        stream.width, stream.height = upright_size[1], upright_size[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "24", "preset": "ultrafast", "x265-params": "log-level=error"}
+        stream.set_display_rotation(90)
+        audio = out.add_stream("aac", rate=48000, layout="stereo")
+        samples = 0
+        for i in range(int(seconds * fps)):
+            image = frames[min(int(i / fps * src_fps), len(frames) - 1)]
+            h, w = image.shape[:2]
+            crop = image[:, (w - h * 9 // 16) // 2 :][:, : h * 9 // 16]  # the portrait middle
+            picture = cv2.resize(crop, upright_size, interpolation=cv2.INTER_CUBIC)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded(picture, 90)), format="bgr24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            while samples < (i + 1) * 48000 // fps:
+                t = (samples + np.arange(1024)) / 48000
+                chunk = np.tile((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (2, 1))
+                piece = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                piece.sample_rate, piece.pts = 48000, samples
+                for packet in audio.encode(piece):
+                    out.mux(packet)
+                samples += 1024
+        for packet in stream.encode():
+            out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+    return dst
+
+
+def _blurcli_child(clip: str, dst: str, settings, conn) -> None:
+    """Child process: load the models, time ``redact_video`` on one clip, report its peak memory."""
+    import resource
+
+    load_detector(settings.detect)  # model load and self-check are not part of the clip's time
+    start = time.perf_counter()
+    redact_video(Path(clip), Path(dst), settings)
+    seconds = time.perf_counter() - start
+    conn.send((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    conn.close()
+
+
+def run_blurcli(clip: Path, dst: Path, settings) -> tuple[float, float]:
+    """(seconds, peak resident MB) of ``blurcli video`` on ``clip``, in a fresh process of its own so
+    that the peak is this clip's alone (models included, as a user's run has them)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_blurcli_child, args=(str(clip), str(dst), settings, send))
+    child.start()
+    send.close()
+    result = receive.recv()
+    child.join()
+    return result
+
+
 def frames_of(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [cv2.cvtColor(f.to_ndarray(format="bgr24"), cv2.COLOR_BGR2GRAY) for f in container.decode(video=0)]
@@ -138,20 +211,26 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="blurcli-speed-"))
     clips = args.clips or sorted((args.data / "video").glob("*.mp4"))
+    pans = {}
     if not args.clips:
         facenet = args.data / "video" / "facenet_video.mp4"
         clips.append(resample_clip(facenet, work / "facenet_720p30.mp4", (1280, 720), 30, args.seconds))
+        clips.append(resample_clip(facenet, work / "facenet_1080p30.mp4", (1920, 1080), 30, args.seconds))
+        from crowd import pick
+        from crowdpan import make_crowd_pan, wider_photos
+
+        pan = make_crowd_pan(args.data, work / "crowd_720p.mp4", photos=pick(wider_photos(args.data), 4))
+        pans[pan.path] = pan
+        clips.append(pan.path)
+        clips.append(make_phone_clip(facenet, work / "phone_4k_portrait_hevc.mp4"))
     settings = VideoSettings(identity=IdentitySettings(gallery=work / "empty-gallery.json"))
-    load_detector(settings.detect)  # model load and self-check are not part of any clip's time
     rows = []
     for clip in clips:
         frames = frame_count(clip)
         with av.open(str(clip)) as c:
             size = f"{c.streams.video[0].width}x{c.streams.video[0].height}"
         outputs = {}
-        start = time.perf_counter()
-        redact_video(clip, work / f"{clip.stem}.blurcli.mp4", settings)
-        t_blurcli = time.perf_counter() - start
+        t_blurcli, rss = run_blurcli(clip, work / f"{clip.stem}.blurcli.mp4", settings)
         outputs["blurcli"] = work / f"{clip.stem}.blurcli.mp4"
         start = time.perf_counter()
         transcode(clip, work / f"{clip.stem}.transcode.mp4", settings.crf, settings.preset)
@@ -160,31 +239,51 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_deface:
             outputs["deface"] = work / f"{clip.stem}.deface.mp4"
             t_deface = run_deface(clip, outputs["deface"])
-        scores = protection(clip, outputs, redaction)
-        rows.append((clip.name, size, frames, t_blurcli, t_transcode, t_deface, scores))
+        if clip in pans:
+            scores = {name: _pan_score(pans[clip], path, redaction) for name, path in outputs.items()}
+        elif max(int(v) for v in size.split("x")) > 1920:
+            scores = {name: None for name in outputs}  # a full-resolution reference pass at 4K takes minutes
+        else:
+            scores = protection(clip, outputs, redaction)
+        rows.append((clip.name, size, frames, t_blurcli, t_transcode, t_deface, scores, rss))
         print(markdown_row(rows[-1]), flush=True)
     print()
-    print("| clip | size | frames | blurcli fps | transcode fps | deface fps | blurcli / transcode | blurcli / deface | hidden blurcli | hidden deface |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| clip | size | frames | blurcli fps | transcode fps | deface fps | blurcli / transcode | blurcli / deface | hidden blurcli | hidden deface | blurcli peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(markdown_row(row))
     print(f"\noutputs in {work}")
     return 0
 
 
+def _pan_score(pan, output: Path, scorer) -> tuple[int, int]:
+    """(hidden, total) faces of 10 px and more of a crowd pan, against its own ground truth."""
+    from crowdpan import score_pan
+
+    buckets = score_pan(pan, output, scorer).buckets
+    kept = [v for name, v in buckets.items() if not name.startswith("tiny")]
+    return sum(h for h, _ in kept), sum(t for _, t in kept)
+
+
 def _share(score):
+    if score is None:
+        return "not scored"
     hidden, total = score
     return f"{100 * hidden / total:.1f}% of {total}" if total else "no faces"
 
 
 def markdown_row(row) -> str:
-    name, size, frames, tb, tt, td, scores = row
+    name, size, frames, tb, tt, td, scores, rss = row
     fps_b, fps_t = frames / tb, frames / tt
     fps_d = frames / td if td else None
     d = f"{fps_d:.1f}" if fps_d else "–"
     rd = f"{fps_b / fps_d:.1f}x" if fps_d else "–"
     sd = _share(scores["deface"]) if "deface" in scores else "–"
-    return f"| {name} | {size} | {frames} | {fps_b:.1f} | {fps_t:.1f} | {d} | {fps_b / fps_t:.2f} | {rd} | {_share(scores['blurcli'])} | {sd} |"
+    memory = f"{rss / 1024:.2f} GB" if rss else "–"
+    return (
+        f"| {name} | {size} | {frames} | {fps_b:.1f} | {fps_t:.1f} | {d} | {fps_b / fps_t:.2f} | {rd} "
+        f"| {_share(scores['blurcli'])} | {sd} | {memory} |"
+    )
 
 
 if __name__ == "__main__":

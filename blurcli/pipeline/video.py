@@ -1,15 +1,17 @@
 """Videos: two passes, so that every track's decision holds for its whole life.
 
-Pass 1 decodes the file, detects faces on a downscaled copy of every Nth frame (N follows the
-picture, see :mod:`blurcli.track.cadence`), tracks them, resets the tracker at shot cuts, and
-samples face encodings along each track for the identity vote. Nothing is written.
+Pass 1 decodes the file, detects faces on every Nth frame (N follows the picture, see
+:mod:`blurcli.track.cadence`), tracks them in scene coordinates (the camera's pan taken out, see
+:mod:`blurcli.track.motion`), resets the tracker at shot cuts, and samples face encodings along
+each track for the identity vote (:mod:`blurcli.identity.policy`). Nothing is written.
 
 Between the passes every track gets its decision (an enrolled name, or unknown) and one box per
 frame: interpolated between its detections, padded before its first and after its last one.
 
-Pass 2 decodes the file again, hides the boxes of every track that is not an enrolled person,
-and writes the frames with their original timestamps and the audio copied. A file that fails to
-decode fails in pass 1, before any output exists; an interrupted pass 2 leaves no output.
+Pass 2 decodes the file again, hides the boxes of every track that is not an enrolled person in
+the decoded YUV planes (no BGR round trip), and writes the frames with their original timestamps
+and the audio copied. A file that fails to decode fails in pass 1, before any output exists; an
+interrupted pass 2 leaves no output.
 """
 from __future__ import annotations
 
@@ -264,7 +266,7 @@ class Analyser:
         self.detected += 1
         faces = self.redactor.detector.detect(image, max_side=self.detect_side, upscale_small=False)
         # Tracks live in scene coordinates (see blurcli.track.motion): a pan does not break them.
-        scene = Faces(shift_boxes(faces.xyxy, -offset), faces.score, faces.landmarks)
+        scene = Faces(shift_boxes(faces.xyxy, -offset), faces.score, faces.landmarks - offset.astype(np.float32))
         tracks = self.tracker.update(scene, index)
         self.cadence.observe(tracks, index)
         seen = tracks[tracks.data["detected"]]
@@ -276,6 +278,7 @@ class Analyser:
             self.logs[track_id].add(index, seen.xyxy[i], seen.score[i])
         if self.recognise:
             seen.xyxy = shift_boxes(seen.xyxy, offset)  # back to this frame's pixels
+            seen.landmarks = seen.landmarks + offset.astype(np.float32)
             sample_faces(self.votes, image, seen, index, encoder=self.redactor.encoder, matcher=self.redactor.matcher)
 
     def result(self) -> Analysis:
