@@ -135,14 +135,18 @@ def make_phone_clip(src: Path, dst: Path, seconds: float = 3.0, fps: int = 30) -
 
 
 def _blurcli_child(clip: str, dst: str, settings, conn) -> None:
-    """Child process: load the models, time ``redact_video`` on one clip, report its peak memory."""
-    import resource
+    """Child process: load the models, time ``redact_video`` on one clip, report its peak memory.
 
+    The peak is VmHWM, which starts afresh at exec; ``ru_maxrss`` would carry over the parent's
+    footprint from the fork before it.
+    """
     load_detector(settings.detect)  # model load and self-check are not part of the clip's time
     start = time.perf_counter()
     redact_video(Path(clip), Path(dst), settings)
     seconds = time.perf_counter() - start
-    conn.send((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), float("nan"))
+    conn.send((seconds, peak))
     conn.close()
 
 

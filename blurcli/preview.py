@@ -173,7 +173,7 @@ def render_photo_preview(
     ]
     for style in styles:
         out = image.copy()
-        redact(out, faces.xyxy[hidden], replace(redact_settings, style=Style(style)))
+        redact(out, faces.xyxy[hidden], replace(redact_settings, style=Style(style)), keep=faces.xyxy[kept])
         panels.append(titled(_fit(out, max_side)[0], f"--style {Style(style).value}"))
     return side_by_side(panels)
 

@@ -39,20 +39,25 @@ def scene(data_dir, tmp_path_factory):
     picture = cv2.imread(str(data_dir / "identity" / "mixed" / "two_people.jpg"))[:660]  # even height
     photo = root / "scene.png"
     cv2.imwrite(str(photo), picture)
-    video = root / "scene.mp4"
-    with av.open(str(video), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"crf": "14", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = picture.shape[1], picture.shape[0], "yuv420p"
-        for i in range(SECONDS * FPS):
-            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    video = _still_clip(root / "scene.mp4", picture, seconds=SECONDS)
     gallery = root / "gallery.json"
     obama = data_dir / "identity" / "obama"
     result = blurcli("enroll", obama / "obama.jpg", obama / "obama2.jpg", "--name", "obama", "--gallery", gallery)
     assert result.exit_code == 0, result.output
     return picture, photo, video, gallery
+
+
+def _still_clip(path, picture: np.ndarray, seconds: int):
+    """A clip of ``picture`` held for ``seconds`` at FPS (H.264, crf 14)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"crf": "14", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = picture.shape[1], picture.shape[0], "yuv420p"
+        for i in range(seconds * FPS):
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, FPS)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
 
 
 def _frames(path) -> list[np.ndarray]:
@@ -105,3 +110,34 @@ def test_one_scene_gets_the_same_decisions_in_photo_video_and_stream(scene, data
     last = scores[-(2 * FPS) // 3 :]  # the last 2 s
     kept = sum(obama > redaction.KEPT for obama, _ in last)
     assert kept >= 0.9 * len(last), [round(o, 2) for o, _ in scores]
+
+
+def test_a_kept_face_stays_whole_beside_a_hidden_neighbour(scene, data_dir, tmp_path):
+    """Biden moved right next to Obama: Biden's head mask (1.8x his box) would reach over Obama's
+    face; it stops at Obama's box, while Biden's own box is still fully hidden."""
+    picture, _, _, gallery = scene
+    x, y, w, h = OBAMA
+    bx, by, bw, bh = BIDEN
+    crowded = picture.copy()
+    # Paste Biden's head (with some hair and neck) 12 px right of Obama's face box.
+    pad = 30
+    head = picture[by - pad : by + bh + pad, bx - pad : bx + bw + pad]
+    left = x + w + 12 - pad
+    crowded[by - pad : by + bh + pad, left : left + head.shape[1]] = head
+    near_biden = [left + pad, by, bw, bh]
+    src, out = tmp_path / "crowded.png", tmp_path / "out.png"
+    cv2.imwrite(str(src), crowded)
+    result = blurcli("photo", src, out, "--gallery", gallery)
+    assert result.exit_code == 0, result.output
+    redaction = scorer(data_dir)
+    (_, obama), (_, biden) = redaction.score_image(crowded, cv2.imread(str(out)), [OBAMA, near_biden])
+    assert obama > 0.8, f"the kept face lost detail under its neighbour's mask ({obama:.2f})"
+    assert biden < redaction.HIDDEN, biden
+
+    # The same in a video of that picture (pass 2 draws in the YUV planes).
+    clip, out = _still_clip(tmp_path / "crowded.mp4", crowded, seconds=2), tmp_path / "out.mp4"
+    result = blurcli("video", clip, out, "--gallery", gallery)
+    assert result.exit_code == 0, result.output
+    for image in _frames(out)[::10]:
+        (_, obama), (_, biden) = redaction.score_image(crowded, image, [OBAMA, near_biden])
+        assert obama > 0.8 and biden < redaction.HIDDEN, (obama, biden)

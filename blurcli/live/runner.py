@@ -356,7 +356,7 @@ class LiveStream:
                     "(raise --delay or lower --detect-size)", self.settings.delay,
                 )
         elif len(release.hide):
-            redact(image, release.hide, self.settings.redact)
+            redact(image, release.hide, self.settings.redact, keep=release.keep)
         stats.faces_hidden += len(release.hide)
         stats.faces_kept += len(release.keep)
         return image

@@ -111,7 +111,7 @@ def redact_image(
     faces = identify_faces(image, faces, encoder=encoder, matcher=matcher, identity=identity_settings)
     keep = faces.enrolled
     out = image.copy()
-    redact(out, faces.xyxy[~keep], redact_settings)
+    redact(out, faces.xyxy[~keep], redact_settings, keep=faces.xyxy[keep])
     return out, faces, ["kept" if k else "hidden" for k in keep]
 
 

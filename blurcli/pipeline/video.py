@@ -364,6 +364,9 @@ class VideoRedactor:
                 frames, boxes = track_boxes(track, pad=pad, shot_end=shot_end)
                 plan.add(frames, _to_frame(boxes, frames, analysis.offsets))
                 hidden_from, hidden_to = int(frames[0]), int(frames[-1])
+            else:
+                frames, boxes = track_boxes(track, pad=0, shot_end=shot_end)
+                plan.add_kept(frames, _to_frame(boxes, frames, analysis.offsets))
             reports.append(
                 TrackReport(
                     track_id=track_id,
@@ -434,7 +437,7 @@ class VideoRedactor:
                 if index >= frames:
                     raise InputError(f"{src}: decoded more frames the second time ({index + 1} > {frames})")
                 original = frame.image.copy() if originals else None
-                redact_frame(frame, plan.boxes(index), self.settings.redact)
+                redact_frame(frame, plan.boxes(index), self.settings.redact, keep=plan.kept(index))
                 yield frame, original
 
     def redact_file(self, src: Path, dst: Path, progress: Progress | None = None) -> VideoReport:

@@ -4,6 +4,10 @@ The same mask and style are drawn on a BGR picture (:func:`redact`) or straight 
 V planes of a decoded frame (:func:`redact_planes`): blurring, resampling and blending are linear,
 so doing them per plane hides the same way without turning the whole frame into BGR and back, and
 every pixel outside the masks keeps its exact value.
+
+A kept face is left whole: a hidden neighbour's head mask (1.8x its box) stops at the box of a
+face that is kept (an enrolled person), except inside the hidden face's own box, which is always
+covered. On a crowded selfie the kept face's detail had fallen to 0.79 under a neighbour's mask.
 """
 from __future__ import annotations
 
@@ -17,35 +21,49 @@ from .styles import Redactor, redactor_for
 __all__ = ["redact", "redact_frame", "redact_planes", "redact_whole", "Redactor", "head_ellipses"]
 
 
-def redact(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:
+def redact(
+    image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings = RedactSettings(), *, keep: np.ndarray | None = None
+) -> None:
     """Hide every box of ``xyxy`` in ``image`` (modified in place).
 
     Args:
         image: (h, w, 3) uint8 BGR frame, writable.
         xyxy: (n, 4) boxes in the frame's pixels (faces to hide; enrolled faces must not be here).
         settings: style, head scale and feather.
+        keep: (k, 4) boxes of kept faces: no mask reaches into them beyond the hidden face's own box.
     """
-    _redact_plane(image, xyxy, settings, pixel=1.0, black=0)
+    _redact_plane(image, xyxy, settings, pixel=1.0, black=0, keep=keep)
 
 
-def redact_frame(frame, xyxy: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:
+def redact_frame(
+    frame, xyxy: np.ndarray, settings: RedactSettings = RedactSettings(), *, keep: np.ndarray | None = None
+) -> None:
     """Hide every box in a decoded video frame: in its YUV planes while it has them, else in its BGR image.
 
     Args:
         frame: a :class:`~blurcli.media.video_io.VideoFrame`.
         xyxy: (n, 4) boxes in upright pixels.
+        keep: (k, 4) upright boxes of kept faces (see :func:`redact`).
     """
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     if not len(xyxy):
         return
     if frame.has_planes:
         full_range = frame.full_range
-        redact_planes(frame.planes(), frame.coded_boxes(xyxy), settings, full_range=full_range)
+        kept = None if keep is None else frame.coded_boxes(keep)
+        redact_planes(frame.planes(), frame.coded_boxes(xyxy), settings, full_range=full_range, keep=kept)
     else:
-        redact(frame.image, xyxy, settings)
+        redact(frame.image, xyxy, settings, keep=keep)
 
 
-def redact_planes(planes: list[np.ndarray], xyxy: np.ndarray, settings: RedactSettings, *, full_range: bool) -> None:
+def redact_planes(
+    planes: list[np.ndarray],
+    xyxy: np.ndarray,
+    settings: RedactSettings,
+    *,
+    full_range: bool,
+    keep: np.ndarray | None = None,
+) -> None:
     """Hide every box in the Y, U and V planes of a 4:2:0 frame (modified in place).
 
     Args:
@@ -53,32 +71,59 @@ def redact_planes(planes: list[np.ndarray], xyxy: np.ndarray, settings: RedactSe
         xyxy: (n, 4) boxes in the Y plane's pixels.
         settings: style, head scale and feather.
         full_range: the planes hold full-range values (black luma is 0, else 16).
+        keep: (k, 4) boxes of kept faces in the Y plane's pixels (see :func:`redact`).
     """
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     if not len(xyxy):
         return
+    keep = None if keep is None else np.asarray(keep, np.float32).reshape(-1, 4)
     y, u, v = planes
-    _redact_plane(y, xyxy, settings, pixel=1.0, black=0 if full_range else 16)
+    _redact_plane(y, xyxy, settings, pixel=1.0, black=0 if full_range else 16, keep=keep)
     for chroma in (u, v):
-        _redact_plane(chroma, xyxy * 0.5, settings, pixel=0.5, black=128)
+        _redact_plane(chroma, xyxy * 0.5, settings, pixel=0.5, black=128, keep=None if keep is None else keep * 0.5)
 
 
-def _redact_plane(image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings, *, pixel: float, black: int) -> None:
+def _redact_plane(
+    image: np.ndarray, xyxy: np.ndarray, settings: RedactSettings, *, pixel: float, black: int, keep=None
+) -> None:
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     if not len(xyxy):
         return
+    keep = np.zeros((0, 4), np.float32) if keep is None else np.asarray(keep, np.float32).reshape(-1, 4)
     redactor = redactor_for(settings.style)
     frame_shape = image.shape[:2]
-    for ellipse in head_ellipses(xyxy, settings.head_scale):
+    for box, ellipse in zip(xyxy, head_ellipses(xyxy, settings.head_scale)):
         window = ellipse_window(ellipse, settings.feather, frame_shape)
         if window is None:
             continue
         x0, y0, x1, y1 = window
         region = image[y0:y1, x0:x1]
         alpha = ellipse_alpha(region.shape[:2], ellipse, settings.feather, origin=(x0, y0))
+        if len(keep):
+            _spare_kept_faces(alpha, (x0, y0), box, keep)
         face_size = float(2 * ellipse[2] / settings.head_scale)
         hidden = redactor.hide(region, face_size=face_size, pixel=pixel, black=black)
         image[y0:y1, x0:x1] = cv2.blendLinear(region, hidden, 1.0 - alpha, alpha)
+
+
+def _spare_kept_faces(alpha: np.ndarray, origin: tuple[int, int], own: np.ndarray, keep: np.ndarray) -> None:
+    """Zero ``alpha`` (a window at ``origin``) inside every kept box, except inside the hidden face's ``own`` box."""
+    h, w = alpha.shape
+    ox, oy = origin
+    own_mask = None
+    for kx0, ky0, kx1, ky1 in keep:
+        # Pixels whose centre lies in the kept box (rounded outwards: the kept face stays whole).
+        c0, r0 = max(int(np.floor(kx0)) - ox, 0), max(int(np.floor(ky0)) - oy, 0)
+        c1, r1 = min(int(np.ceil(kx1)) - ox, w), min(int(np.ceil(ky1)) - oy, h)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        if own_mask is None:
+            own_mask = np.zeros_like(alpha, bool)
+            a0, b0 = max(int(np.floor(own[0])) - ox, 0), max(int(np.floor(own[1])) - oy, 0)
+            a1, b1 = min(int(np.ceil(own[2])) - ox, w), min(int(np.ceil(own[3])) - oy, h)
+            own_mask[b0:b1, a0:a1] = True
+        patch = alpha[r0:r1, c0:c1]
+        patch[~own_mask[r0:r1, c0:c1]] = 0.0
 
 
 def redact_whole(image: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:

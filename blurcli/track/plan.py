@@ -117,12 +117,9 @@ def track_boxes(log: TrackLog, *, pad: int, shot_end: int) -> tuple[np.ndarray, 
     return out_frames, _grow(out, distance)
 
 
-class MaskPlan:
-    """The boxes to hide in every frame, built from the tracks to hide.
-
-    Each track is kept as one (frames, 4) array, so a long video costs a few bytes per box rather
-    than a Python object per box and frame.
-    """
+class _FrameBoxes:
+    """Boxes per frame, one (frames, 4) array per track, so a long video costs a few bytes per box
+    rather than a Python object per box and frame."""
 
     def __init__(self) -> None:
         self._starts: list[int] = []
@@ -131,7 +128,6 @@ class MaskPlan:
         self._index: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, frames: np.ndarray, boxes: np.ndarray) -> None:
-        """Hide ``boxes[j]`` in frame ``frames[j]``; ``frames`` must be consecutive."""
         frames = np.asarray(frames, np.int64)
         if not len(frames):
             return
@@ -142,8 +138,7 @@ class MaskPlan:
         self._boxes.append(np.asarray(boxes, np.float32).reshape(-1, 4))
         self._index = None
 
-    def boxes(self, frame_index: int) -> np.ndarray:
-        """(n, 4) float32 boxes to hide in this frame (n may be 0)."""
+    def at(self, frame_index: int) -> np.ndarray:
         if self._index is None:
             self._index = (np.asarray(self._starts, np.int64), np.asarray(self._ends, np.int64))
         starts, ends = self._index
@@ -151,3 +146,28 @@ class MaskPlan:
         if not len(live):
             return np.zeros((0, 4), np.float32)
         return np.stack([self._boxes[k][frame_index - starts[k]] for k in live])
+
+
+class MaskPlan:
+    """The boxes to hide in every frame, built from the tracks to hide, and the boxes of the kept
+    faces (a hidden neighbour's mask must not cover them, see :mod:`blurcli.redact`)."""
+
+    def __init__(self) -> None:
+        self._hide = _FrameBoxes()
+        self._keep = _FrameBoxes()
+
+    def add(self, frames: np.ndarray, boxes: np.ndarray) -> None:
+        """Hide ``boxes[j]`` in frame ``frames[j]``; ``frames`` must be consecutive."""
+        self._hide.add(frames, boxes)
+
+    def add_kept(self, frames: np.ndarray, boxes: np.ndarray) -> None:
+        """A kept face is at ``boxes[j]`` in frame ``frames[j]``; ``frames`` must be consecutive."""
+        self._keep.add(frames, boxes)
+
+    def boxes(self, frame_index: int) -> np.ndarray:
+        """(n, 4) float32 boxes to hide in this frame (n may be 0)."""
+        return self._hide.at(frame_index)
+
+    def kept(self, frame_index: int) -> np.ndarray:
+        """(k, 4) float32 boxes of the faces kept in this frame."""
+        return self._keep.at(frame_index)
