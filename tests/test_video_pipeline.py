@@ -378,3 +378,34 @@ def test_hamilton_miranda_kept_others_hidden(tmp_path, data_dir):
     assert [t["identity"] for t in kept] == ["miranda"]
     assert kept[0]["first_frame"] <= 90 and kept[0]["last_frame"] >= 200
     assert all(t["identity"] is None for t in tracks if t["action"] == "hidden")
+
+
+@pytest.mark.slow
+def test_large_faces_use_the_cheap_copy_and_a_small_newcomer_is_still_hidden_from_its_first_frame(tmp_path, data_dir):
+    """A talking head (one big face) is mostly detected on the 640 px copy; a 16 px face that appears
+    at frame 40 -- scored 0.11 on that copy, under the 0.2 threshold, and 0.33 at full size -- is found by
+    the next full-size pass and, its track padded back, hidden from frame 40 on."""
+    src = data_dir / "video" / "retalking_face_1.mp4"
+    biden = cv2.imread(str(data_dir / "identity" / "mixed" / "two_people.jpg"))[35:265, 756:985]
+    small = cv2.resize(biden, (20, 20), interpolation=cv2.INTER_AREA)  # head and hair: a 16 px face
+    frames = frames_of(src)
+    clip = tmp_path / "newcomer.mp4"
+    at = (600, 80)  # top right, away from the big face
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"crf": "12", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for i, image in enumerate(frames):
+            image = image.copy()
+            if i >= 40:
+                image[at[1] : at[1] + 20, at[0] : at[0] + 20] = small
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    redactor = VideoRedactor(VideoSettings(identity=IdentitySettings(gallery=tmp_path / "none.json")))
+    report = redactor.redact_file(clip, tmp_path / "out.mp4")
+    assert report.full_size_detections < report.detected_frames, "every detection ran at full size"
+    before, after = frames_of(clip), frames_of(tmp_path / "out.mp4")
+    box = [at[0] + 2, at[1] + 2, 16, 16]
+    leaks = [i for i in range(40, len(before)) if region_correlation(data_dir, before[i], after[i], box) >= 0.5]
+    assert not leaks, f"the small face was visible in frames {leaks}"

@@ -100,7 +100,11 @@ class TrackReport:
 
 @dataclass
 class VideoReport:
-    """What ``redact_video`` did to one file."""
+    """What ``redact_video`` did to one file.
+
+    ``detected_frames`` counts the frames the detector ran on, ``full_size_detections`` those of
+    them it saw at the full detection size (the others at the cheap 640 px copy, see
+    :class:`Analyser`)."""
 
     input: str
     output: str
@@ -108,6 +112,7 @@ class VideoReport:
     height: int = 0
     frames: int = 0
     detected_frames: int = 0
+    full_size_detections: int = 0
     cuts: list[int] = field(default_factory=list)
     tracks: list[TrackReport] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -137,6 +142,7 @@ class Analysis:
     logs: dict[int, TrackLog]
     votes: IdentityVotes
     offsets: np.ndarray | None = None  # (frames, 2) camera offset per frame; track logs are in scene coordinates
+    full_size_detections: int = 0  # detector runs on the full-size copy (the others on the cheap one)
 
 
 def _prefetch(items: Iterable, depth: int = 8) -> Iterator:
@@ -220,8 +226,25 @@ def auto_detect_side(info) -> int:
     return longest if longest <= 1280 else LARGE_FRAME_DETECT_SIDE
 
 
+#: Longest side of the cheap detection copy used between full-size passes when every face is large.
+COARSE_DETECT_SIDE = 640
+#: A face that would be this small (pixels) in the cheap copy keeps the detector on full-size
+#: passes: CenterFace starts to miss faces below it (48 px of a 720p frame, 72 px of a 1080p one).
+SMALL_IN_COARSE_PX = 24
+#: Longest time between two full-size passes (below the 0.5 s padding, so a small face that appears
+#: between two of them is still masked from its first frame: its track is padded back to there).
+FINE_EVERY_S = 0.4
+
+
 class Analyser:
     """Pass 1, one frame at a time: cuts, detection cadence, tracking and identity samples.
+
+    In auto size, the detector sees the full detection size (:func:`auto_detect_side`) while small
+    faces are about (any face that would be under 24 px in a 640 px copy), at the start of every
+    shot, and at least every 0.4 s; in between, when every face is large (a talking head), it sees a
+    640 px copy, 3-4x cheaper. A small face that appears between two full-size passes is found by
+    the next one, within 0.4 s, and its track is padded 0.5 s back, so it is hidden from its first
+    frame (``tests/test_video_pipeline.py``).
 
     Args:
         redactor: supplies the detector, encoder, matcher and settings.
@@ -243,6 +266,14 @@ class Analyser:
         self.offsets: list[np.ndarray] = []
         self.votes = votes_for(settings.identity, redactor.matcher, fps=fps)
         self.detect_side = settings.detect_max_side or auto_detect_side(info)
+        # Auto size: full-size passes while small faces are about, a cheap copy between them otherwise.
+        self.adaptive = settings.detect_max_side is None and self.detect_side > COARSE_DETECT_SIDE
+        self.fine_every = max(1, int(FINE_EVERY_S * fps))
+        longest = max(info.width, info.height) if info is not None else COARSE_DETECT_SIDE
+        self.small_px = SMALL_IN_COARSE_PX * max(longest, COARSE_DETECT_SIDE) / COARSE_DETECT_SIDE
+        self._last_fine: int | None = None
+        self._small_faces = True
+        self.fine_detections = 0
         self.logs: dict[int, TrackLog] = {}
         self.cut_frames: list[int] = []
         self.shot_start = 0
@@ -258,13 +289,27 @@ class Analyser:
             self.cadence.reset()
             self.cut_frames.append(index)
             self.shot_start = index
+            self._small_faces = True
         offset = self.motion.update(image, cut=cut)
         self.offsets.append(offset)
         if not self.cadence.should_detect(index, cut=cut, change=self.cuts.change):
             self.tracker.update(None, index)
             return
         self.detected += 1
-        faces = self.redactor.detector.detect(image, max_side=self.detect_side, upscale_small=False)
+        fine = (
+            not self.adaptive
+            or self._small_faces
+            or self._last_fine is None
+            or index - self._last_fine >= self.fine_every
+        )
+        side = self.detect_side if fine else COARSE_DETECT_SIDE
+        faces = self.redactor.detector.detect(image, max_side=side, upscale_small=False)
+        if fine:
+            self._last_fine = index
+            self.fine_detections += 1
+            self._small_faces = bool((faces.height <= self.small_px).any())
+        elif (faces.height <= self.small_px).any():
+            self._small_faces = True  # a small face even the cheap copy sees: look at full size next
         # Tracks live in scene coordinates (see blurcli.track.motion): a pan does not break them.
         scene = Faces(shift_boxes(faces.xyxy, -offset), faces.score, faces.landmarks - offset.astype(np.float32))
         tracks = self.tracker.update(scene, index)
@@ -283,7 +328,10 @@ class Analyser:
 
     def result(self) -> Analysis:
         offsets = np.asarray(self.offsets, np.float32).reshape(-1, 2)
-        return Analysis(self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes, offsets)
+        return Analysis(
+            self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes, offsets,
+            self.fine_detections,
+        )
 
 
 def _to_frame(boxes: np.ndarray, frames, offsets: np.ndarray | None) -> np.ndarray:
@@ -471,6 +519,7 @@ class VideoRedactor:
             height=analysis.info.height,
             frames=analysis.frames,
             detected_frames=analysis.detected_frames,
+            full_size_detections=analysis.full_size_detections,
             cuts=analysis.cuts,
             tracks=tracks,
             seconds={"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)},
