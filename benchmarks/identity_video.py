@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 strangers += 1
                 stranger_kept += bool(on_kept[j])
+                if on_kept[j]:
+                    print(f"  live frame {index}: kept box {np.round(release.keep).tolist()} on reference face "
+                          f"{np.round(xyxy[j]).tolist()} (enrolled face: {np.round(xyxy[him]).tolist() if him >= 0 else None})")
     print(f"live: enrolled face kept in {kept} of {total} close-up frames sent ({100 * kept / max(total, 1):.1f}%); "
           f"{stranger_kept} of {strangers} other faces kept")
     return 0

@@ -348,6 +348,21 @@ def test_tracker_is_reset_at_a_shot_cut():
     assert tracker.resets == 1 and la.resets == 1
 
 
+def test_a_kept_decision_never_reaches_across_a_cut():
+    """Ann is kept in shot 1; at the cut (frame 3) a stranger stands where she stood. The frames of
+    shot 2 before its first detection must not borrow shot 1's detection (and its kept decision)."""
+    votes = FakeVotes({1: "ann"})
+    la = LookAhead(FakeTracker(), votes=votes, cuts=FakeCuts({3}))
+    la.add_frames([frame(i) for i in range(8)])
+    la.add_detection(detection(1, [30, 0, 50, 20]))  # ann, track 1 in shot 1
+    la.add_detection(detection(5, [30, 0, 50, 20]))  # the stranger, a new track in shot 2
+    released = {r.frame.index: r for r in (la.take(frame(i).time) for i in range(1, 6))}
+    assert set(released[1].kept_names) == set(released[2].kept_names) == {"ann"}
+    for i in (3, 4, 5):
+        assert not len(released[i].keep), (i, released[i].keep)
+        assert [30, 0, 50, 20] in released[i].hide.tolist(), i
+
+
 def test_a_cut_in_frames_already_sent_whole_still_resets_the_tracker():
     tracker = FakeTracker()
     la = LookAhead(tracker)

@@ -110,7 +110,8 @@ class LookAhead:
         self.folded = -1  # last frame index given to the tracker
         self.overflow = 0
         self._cuts = cuts
-        self._cut_at: set[int] = set()  # frame indices that start a new shot
+        self._cut_at: set[int] = set()  # frame indices that start a new shot, not yet given to the tracker
+        self._shot_starts: list[int] = [0]  # every shot start seen, ascending (trimmed as frames leave)
         self._last_seen: dict[int, int] = {}  # track id -> last frame it was tracked in
         self._forgot_at = 0
         self.resets = 0
@@ -123,6 +124,7 @@ class LookAhead:
             self._frames.append(frame)
             if frame.cut or (self._cuts is not None and self._cuts.update(frame.image)):
                 self._cut_at.add(frame.index)
+                self._shot_starts.append(frame.index)
         while len(self._frames) > self._max_frames:
             self._frames.popleft()
             self.overflow += 1
@@ -203,6 +205,13 @@ class LookAhead:
         after = self._det_index[pos] if pos < len(self._det_index) else None
         if before == f:
             after = f
+        # Never borrow a detection from another shot: its track (and a kept decision) would follow
+        # a box into a picture where another face stands (short_hamilton_clip.mp4, frame 210 -> 211).
+        shot = self._shot_of(f)
+        if before is not None and self._shot_of(before) != shot:
+            before = None
+        if after is not None and self._shot_of(after) != shot:
+            after = None
         if covered:
             parts.append(self._tracked.get(f, Faces.empty()))
         else:  # fail-open: the newest tracker state is the best guess
@@ -223,6 +232,10 @@ class LookAhead:
             detected=Faces.merge(near),
         )
 
+    def _shot_of(self, index: int) -> int:
+        """The first frame of the shot frame ``index`` belongs to."""
+        return self._shot_starts[bisect.bisect_right(self._shot_starts, index) - 1]
+
     def _decisions(self, track_ids: np.ndarray) -> list:
         if self._votes is None or not len(track_ids):
             return [None] * len(track_ids)
@@ -239,6 +252,8 @@ class LookAhead:
             with contextlib.suppress(KeyError):
                 del self._dets[i]
         del self._det_index[:keep_from]
+        oldest = min(self._det_index[0], index) if self._det_index else index
+        del self._shot_starts[: max(0, bisect.bisect_right(self._shot_starts, oldest) - 1)]
         if index - self._forgot_at >= 300:  # forget tracks dead for ~10 s (long streams)
             self._forgot_at = index
             dead = [t for t, last in self._last_seen.items() if last < index - 300]
