@@ -549,3 +549,27 @@ def test_wrong_frame_size_is_rejected(tmp_path):
         with VideoWriter(tmp_path / "out.mp4", probe_video(src), audio_from=None) as writer:
             writer.write(VideoFrame(np.zeros((10, 10, 3), np.uint8), 0, Fraction(1, 25), 0))
     assert leftovers(tmp_path) == []
+
+
+def test_subtitle_and_data_streams_are_left_out_on_purpose(tmp_path, caplog):
+    """Subtitles can name people and data tracks can say where they were: only picture and sound go out."""
+    import logging
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    clip = make_clip(tmp_path / "in.mp4", frames=25, audio=2)
+    srt = tmp_path / "names.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,900\nAnn Example, 12 Main Street\n")
+    src = tmp_path / "with_subs.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip), "-i", str(srt), "-map", "0", "-map", "1",
+         "-c", "copy", "-c:s", "mov_text", str(src)],
+        check=True, timeout=60,
+    )
+    with av.open(str(src)) as container:
+        assert sorted(s.type for s in container.streams) == ["audio", "audio", "subtitle", "video"]
+    caplog.set_level(logging.WARNING, logger="blurcli")
+    frames = transcode(src, tmp_path / "out.mp4")
+    assert len(frames) == 25
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert sorted(s.type for s in container.streams) == ["audio", "audio", "video"]
+    assert any("stream #3 (subtitle mov_text) is not copied" in r.getMessage() for r in caplog.records)

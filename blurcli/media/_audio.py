@@ -57,6 +57,23 @@ def copy_accepted(format_name: str, template: av.stream.Stream) -> bool:
             pass
 
 
+#: Streams that are neither picture nor sound are left out on purpose: subtitles and timecode
+#: tracks can name or place people, GPS/telemetry data streams say where the footage was shot, and
+#: an attached picture (cover art, a thumbnail) would show the faces unblurred.
+LEFT_OUT = ("subtitle", "data", "attachment")
+
+
+def _log_left_out(container: av.container.InputContainer, source: Path) -> None:
+    """Say which streams of ``source`` the output will not carry (see :data:`LEFT_OUT`)."""
+    pictures = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+    moving = [s for s in container.streams.video if s not in pictures]
+    extra = [s for s in container.streams if s.type in LEFT_OUT] + pictures + moving[1:]
+    for stream in extra:
+        name = getattr(stream.codec_context, "name", None) or stream.type
+        log.warning("%s: stream #%d (%s %s) is not copied: only the picture and the sound are", source,
+                 stream.index, stream.type, name)
+
+
 class AudioInterleaver:
     """Feeds the audio of ``source`` into ``out`` as the video advances.
 
@@ -77,6 +94,7 @@ class AudioInterleaver:
         self._routes: dict[int, _Route] = {}
         self._pending: tuple[float, av.Packet] | None = None
         try:
+            _log_left_out(self._in, self._source)
             for stream in self._in.streams.audio:
                 check_complete(stream, self._source)
                 route = self._add_route(stream)
