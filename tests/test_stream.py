@@ -69,8 +69,9 @@ class FakeTracker:
 class FakeVotes:
     """Tracks listed in ``names`` are decided as that person; every other track stays unknown."""
 
-    def __init__(self, names: dict[int, str]) -> None:
+    def __init__(self, names: dict[int, str], min_face_px: int = 40) -> None:
         self.names = names
+        self.min_face_px = min_face_px
         self.asked: list[tuple[int, int]] = []
         self.added: list[tuple[int, str | None, float]] = []
 
@@ -317,9 +318,9 @@ def test_moving_face_between_detections_is_covered_by_interpolation():
 
 
 def test_only_tracks_proven_enrolled_are_kept():
-    votes = FakeVotes({2: "ann"})
+    votes = FakeVotes({2: "ann"}, min_face_px=10)
     jobs = []
-    la = LookAhead(FakeTracker(), votes=votes, sample=jobs.append, min_face_px=10)
+    la = LookAhead(FakeTracker(), votes=votes, sample=jobs.append)
     la.add_frames([frame(i) for i in range(3)])
     la.add_detection(detection(1, [0, 0, 20, 20], [30, 0, 50, 20], [60, 0, 64, 4]))
     release = la.take(frame(1).time)

@@ -284,15 +284,9 @@ def sample_faces(votes: IdentityVotes, image, faces, frame_index: int, *, encode
     return wanted
 
 
-def pick_samples(
-    votes: IdentityVotes, faces, frame_index: int, *, limit: int | None = None, min_face_px: int | None = None
-) -> np.ndarray:
-    """Indices of the faces (biggest first) to encode in this frame; see :func:`sample_faces`.
-
-    ``min_face_px`` defaults to the votes' own.
-    """
-    min_face_px = votes.min_face_px if min_face_px is None else min_face_px
-    good = worth_sampling(faces, min_face_px) & (np.asarray(faces.track_id) >= 0)
+def pick_samples(votes: IdentityVotes, faces, frame_index: int, *, limit: int | None = None) -> np.ndarray:
+    """Indices of the faces (biggest first) to encode in this frame; see :func:`sample_faces`."""
+    good = worth_sampling(faces, votes.min_face_px) & (np.asarray(faces.track_id) >= 0)
     wanted = []
     for i in np.argsort(-faces.height, kind="stable"):
         if good[i] and votes.wants_sample(int(faces.track_id[i]), frame_index):

@@ -71,11 +71,11 @@ class LookAhead:
 
     Args:
         tracker: ``FaceTracker``-like: ``update(faces | None, frame_index) -> Faces`` with ``track_id``.
-        votes: ``IdentityVotes``-like (``decision``, ``wants_sample``), or None when nobody is enrolled.
+        votes: ``IdentityVotes``-like (``decision``, ``wants_sample``, ``min_face_px``: smaller faces
+            are never sampled, so they stay hidden), or None when nobody is enrolled.
         votes_lock: guards ``votes`` (the identity worker adds to them).
         sample: called with an :class:`IdentityJob` when tracks want an identity sample.
         sampler_idle: says whether ``sample`` would start at once (no job waiting).
-        min_face_px: faces smaller than this (box height) are never sampled, so they stay hidden.
         fail_open: see the module docstring.
         max_frames: frames held at most (the oldest are dropped beyond it).
         cuts: ``CutDetector``-like (``update(image) -> bool``) to run here; None relies on
@@ -90,7 +90,6 @@ class LookAhead:
         votes_lock: threading.Lock | None = None,
         sample: Callable[[IdentityJob], None] | None = None,
         sampler_idle: Callable[[], bool] = lambda: True,
-        min_face_px: int = 40,
         fail_open: bool = False,
         max_frames: int = 600,
         cuts=None,
@@ -100,7 +99,6 @@ class LookAhead:
         self._votes_lock = votes_lock or threading.Lock()
         self._sample = sample
         self._sampler_idle = sampler_idle
-        self._min_face_px = min_face_px
         self.fail_open = fail_open
         self._frames: collections.deque[CapturedFrame] = collections.deque()
         self._max_frames = max_frames
@@ -166,9 +164,7 @@ class LookAhead:
         if self._votes is None or self._sample is None or not len(raw) or not self._sampler_idle():
             return
         with self._votes_lock:
-            wanted = pick_samples(
-                self._votes, raw, frame.index, limit=MAX_SAMPLES_PER_JOB, min_face_px=self._min_face_px
-            )
+            wanted = pick_samples(self._votes, raw, frame.index, limit=MAX_SAMPLES_PER_JOB)
         if len(wanted):
             self._sample(IdentityJob(frame.image, raw.xyxy[wanted], raw.track_id[wanted], frame.index))
 

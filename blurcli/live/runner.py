@@ -223,7 +223,6 @@ class LiveStream:
             votes_lock=votes_lock,
             sample=identity.submit if identity else None,
             sampler_idle=identity.idle if identity else (lambda: True),
-            min_face_px=s.identity.min_face_px,
             fail_open=s.fail_open,
         )
         detector = DetectionWorker(detect, self._newest, self.stop_event, min_interval=s.delay * DETECT_INTERVAL_SHARE)

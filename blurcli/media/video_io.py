@@ -140,10 +140,14 @@ class VideoFrame:
         self._yuv: av.VideoFrame | None = None
 
     @property
+    def _frame(self) -> av.VideoFrame | None:
+        """The YUV picture this frame still is: its own copy once made, else the decoder's."""
+        return self._yuv if self._yuv is not None else self._decoded
+
+    @property
     def image(self) -> np.ndarray:
         if self._image is None:
-            source = self._yuv if self._yuv is not None else self._decoded
-            self._image = upright(frame_to_bgr(source), self.rotation)
+            self._image = upright(frame_to_bgr(self._frame), self.rotation)
             self._decoded = self._yuv = None
         return self._image
 
@@ -160,7 +164,7 @@ class VideoFrame:
     @property
     def has_planes(self) -> bool:
         """True while the frame is still its decoded 8-bit 4:2:0 planes (even size, no BGR made)."""
-        frame = self._yuv if self._yuv is not None else self._decoded
+        frame = self._frame
         return (
             self._image is None
             and frame is not None
@@ -170,7 +174,7 @@ class VideoFrame:
 
     @property
     def full_range(self) -> bool:
-        return self.has_planes and is_full_range(self._yuv if self._yuv is not None else self._decoded)
+        return self.has_planes and is_full_range(self._frame)
 
     def planes(self) -> list[np.ndarray]:
         """Writable (h, w) Y and (h/2, w/2) U, V views of this frame's own copy, stored orientation.
@@ -196,7 +200,7 @@ class VideoFrame:
 
     def coded_boxes(self, xyxy: np.ndarray) -> np.ndarray:
         """(n, 4) upright boxes turned into the stored picture's coordinates."""
-        frame = self._yuv if self._yuv is not None else self._decoded
+        frame = self._frame
         width, height = (frame.width, frame.height) if frame is not None else self.image.shape[1::-1]
         return coded_boxes(xyxy, self.rotation, width, height)
 
@@ -524,10 +528,8 @@ class VideoWriter:
         """
         if self._done:
             raise ValueError("VideoWriter is closed")
-        coded_size = (self._video.width, self._video.height)
-        if frame.has_planes and (frame.yuv_frame().width, frame.yuv_frame().height) == coded_size:
-            picture = frame.yuv_frame()  # already the encoder's format: no conversion
-        else:
+        picture = frame.yuv_frame() if frame.has_planes else None
+        if picture is None or (picture.width, picture.height) != (self._video.width, self._video.height):
             image = frame.image
             expected = (self.info.height, self.info.width, 3)
             if image.shape != expected or image.dtype != np.uint8:

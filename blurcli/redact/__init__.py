@@ -108,22 +108,25 @@ def _redact_plane(
 
 def _spare_kept_faces(alpha: np.ndarray, origin: tuple[int, int], own: np.ndarray, keep: np.ndarray) -> None:
     """Zero ``alpha`` (a window at ``origin``) inside every kept box, except inside the hidden face's ``own`` box."""
-    h, w = alpha.shape
-    ox, oy = origin
     own_mask = None
-    for kx0, ky0, kx1, ky1 in keep:
-        # Pixels whose centre lies in the kept box (rounded outwards: the kept face stays whole).
-        c0, r0 = max(int(np.floor(kx0)) - ox, 0), max(int(np.floor(ky0)) - oy, 0)
-        c1, r1 = min(int(np.ceil(kx1)) - ox, w), min(int(np.ceil(ky1)) - oy, h)
-        if c1 <= c0 or r1 <= r0:
+    for kept in keep:
+        rows, cols = _pixels_of(kept, origin, alpha.shape)
+        if rows.start >= rows.stop or cols.start >= cols.stop:
             continue
         if own_mask is None:
             own_mask = np.zeros_like(alpha, bool)
-            a0, b0 = max(int(np.floor(own[0])) - ox, 0), max(int(np.floor(own[1])) - oy, 0)
-            a1, b1 = min(int(np.ceil(own[2])) - ox, w), min(int(np.ceil(own[3])) - oy, h)
-            own_mask[b0:b1, a0:a1] = True
-        patch = alpha[r0:r1, c0:c1]
-        patch[~own_mask[r0:r1, c0:c1]] = 0.0
+            own_mask[_pixels_of(own, origin, alpha.shape)] = True
+        patch = alpha[rows, cols]
+        patch[~own_mask[rows, cols]] = 0.0
+
+
+def _pixels_of(box: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Row and column slices of a window (at ``origin``, of ``shape``) touched by ``box``, rounded outwards."""
+    ox, oy = origin
+    h, w = shape
+    x0, y0 = max(int(np.floor(box[0])) - ox, 0), max(int(np.floor(box[1])) - oy, 0)
+    x1, y1 = min(int(np.ceil(box[2])) - ox, w), min(int(np.ceil(box[3])) - oy, h)
+    return slice(y0, y1), slice(x0, x1)
 
 
 def redact_whole(image: np.ndarray, settings: RedactSettings = RedactSettings()) -> None:

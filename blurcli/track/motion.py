@@ -27,8 +27,8 @@ class CameraMotion:
 
     Example:
         >>> motion = CameraMotion()
-        >>> offset = motion.update(frame_bgr)        # (2,) scene -> frame offset of this frame
-        >>> scene_xyxy = xyxy - np.tile(offset, 2)   # frame pixels -> scene coordinates
+        >>> offset = motion.update(frame_bgr)          # (2,) scene -> frame offset of this frame
+        >>> scene_xyxy = shift_boxes(xyxy, -offset)    # frame pixels -> scene coordinates
     """
 
     def __init__(self) -> None:
