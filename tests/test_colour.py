@@ -100,7 +100,11 @@ def test_a_stream_shows_the_sources_levels(tmp_path, name):
     src = _clip(tmp_path / filename, codec, fmt, full, dark, light, seconds=3.0)
     (src_dark, src_light), _ = _levels(src)[0][0], None
     out = tmp_path / "live.mp4"
-    result = blurcli("stream", src, "--output", out, "--duration", 2, "--no-status", "--gallery", tmp_path / "none.json")
+    # --fail-open: a frame the detector has not reached in time keeps its picture instead of being
+    # hidden whole (there is no face to hide); this test is about levels, not about a busy CPU.
+    result = blurcli(
+        "stream", src, "--output", out, "--duration", 2, "--no-status", "--fail-open", "--gallery", tmp_path / "none.json"
+    )
     assert result.exit_code == 0, result.output
     levels, out_full = _levels(out)
     assert not out_full, "streams are sent limited range"

@@ -100,7 +100,8 @@ def test_one_scene_gets_the_same_decisions_in_photo_video_and_stream(scene, data
     # once his track has its samples (unknown until proven enrolled), and kept to the end.
     out = tmp_path / "live.mp4"
     result = blurcli(
-        "stream", video, "--output", out, "--duration", SECONDS, "--fps", FPS, "--gallery", gallery, "--no-status"
+        "stream", video, "--output", out, "--duration", SECONDS, "--fps", FPS, "--gallery", gallery, "--no-status",
+        "--delay", 1.0,  # headroom on a loaded machine: a frame detection has not reached is hidden whole
     )
     assert result.exit_code == 0, result.output
     frames = _frames(out)
