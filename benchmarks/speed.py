@@ -92,12 +92,14 @@ def resample_clip(src: Path, dst: Path, size: tuple[int, int], fps: int, seconds
     return dst
 
 
-def make_phone_clip(src: Path, dst: Path, seconds: float = 3.0, fps: int = 30) -> Path:
+def make_phone_clip(
+    src: Path, dst: Path, seconds: float = 3.0, fps: int = 30, *, upright_size=(2160, 3840), hlg: bool = False
+) -> Path:
     """A 4K HEVC portrait clip as a phone stores it: the upright 2160x3840 picture is written turned
-    to 3840x2160 with a 90 degree display matrix, 10 Mbit/s-ish x265, AAC stereo."""
+    to 3840x2160 with a 90 degree display matrix, 10 Mbit/s-ish x265, AAC stereo. With ``hlg``:
+    10-bit BT.2020 HLG, what an iPhone records by default."""
     from blurcli.media._pixels import coded
 
-    upright_size = (2160, 3840)
     with av.open(str(src)) as inp:
         stream_in = inp.streams.video[0]
         frames = [f.to_ndarray(format="bgr24") for f in inp.decode(stream_in)]
@@ -105,8 +107,11 @@ def make_phone_clip(src: Path, dst: Path, seconds: float = 3.0, fps: int = 30) -
     with av.open(str(dst), "w") as out:
         stream = out.add_stream("libx265", rate=fps)
         stream.width, stream.height = upright_size[1], upright_size[0]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = "yuv420p10le" if hlg else "yuv420p"
         stream.options = {"crf": "24", "preset": "ultrafast", "x265-params": "log-level=error"}
+        if hlg:
+            context = stream.codec_context
+            context.color_primaries, context.color_trc, context.colorspace, context.color_range = 9, 18, 9, 1
         stream.set_display_rotation(90)
         audio = out.add_stream("aac", rate=48000, layout="stereo")
         samples = 0
@@ -116,6 +121,8 @@ def make_phone_clip(src: Path, dst: Path, seconds: float = 3.0, fps: int = 30) -
             crop = image[:, (w - h * 9 // 16) // 2 :][:, : h * 9 // 16]  # the portrait middle
             picture = cv2.resize(crop, upright_size, interpolation=cv2.INTER_CUBIC)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded(picture, 90)), format="bgr24")
+            if hlg:
+                frame = frame.reformat(format="yuv420p10le", dst_colorspace=9, dst_color_range=1)
             frame.pts = i
             for packet in stream.encode(frame):
                 out.mux(packet)

@@ -37,8 +37,11 @@ def _frame_count(path: Path) -> int:
         return sum(1 for _ in container.decode(stream))
 
 
-def transcode(src: str | Path, dst: str | Path, crf: int = 20, preset: str = "veryfast") -> float:
-    """Re-encode ``src`` to ``dst`` with PyAV only (libx264, yuv420p, audio packets copied).
+def transcode(
+    src: str | Path, dst: str | Path, crf: int = 20, preset: str = "veryfast", *,
+    encoder: str = "libx264", pix_fmt: str = "yuv420p",
+) -> float:
+    """Re-encode ``src`` to ``dst`` with PyAV only (libx264 yuv420p by default, audio packets copied).
 
     Timestamps and the display matrix are kept as blurcli keeps them, so the work is the same
     minus the face pipeline and the numpy round trip.
@@ -53,11 +56,13 @@ def transcode(src: str | Path, dst: str | Path, crf: int = 20, preset: str = "ve
     with av.open(str(src)) as source, av.open(str(dst), "w") as out:
         video_in = source.streams.video[0]
         video_in.thread_type = "AUTO"
-        video_out = out.add_stream("libx264", rate=video_in.average_rate or Fraction(30))
+        video_out = out.add_stream(encoder, rate=video_in.average_rate or Fraction(30))
         video_out.width, video_out.height = video_in.codec_context.width, video_in.codec_context.height
-        video_out.pix_fmt = "yuv420p"
+        video_out.pix_fmt = pix_fmt
         video_out.codec_context.time_base = video_out.time_base = video_in.time_base
         video_out.options = {"crf": str(crf), "preset": preset}
+        if encoder == "libx265":
+            video_out.options = {**video_out.options, "x265-params": "log-level=error"}
         if rotation:
             video_out.set_display_rotation(rotation)
         audio = {s.index: out.add_stream_from_template(s) for s in source.streams.audio}
@@ -68,8 +73,8 @@ def transcode(src: str | Path, dst: str | Path, crf: int = 20, preset: str = "ve
                     out.mux(packet)
                 continue
             for frame in packet.decode():
-                if frame.format.name != "yuv420p":
-                    frame = frame.reformat(format="yuv420p")
+                if frame.format.name != pix_fmt:
+                    frame = frame.reformat(format=pix_fmt)
                 frame.pict_type = av.video.frame.PictureType.NONE
                 out.mux(video_out.encode(frame))
                 frames += 1

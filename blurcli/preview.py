@@ -366,7 +366,8 @@ def video_preview(
     half_w, half_h = max(2, round(info.width * scale)), max(2, round(info.height * scale))
     gap = 4
     out_info = replace(info, width=2 * half_w + gap, height=half_h, coded_width=2 * half_w + gap,
-                       coded_height=half_h, rotation=0, frame_count=analysis.frames, audio_streams=0)
+                       coded_height=half_h, rotation=0, frame_count=analysis.frames, audio_streams=0,
+                       color=info.color.eight_bit(), hdr=None)
     style = settings.redact.style.value
     ensure_parent(dst)
     with contextlib.ExitStack() as stack:

@@ -62,6 +62,9 @@ def make_clip(
     image_fn: Callable[[int], np.ndarray] | None = None,
     codec: str = "libx264",
     faststart: bool = False,
+    pix_fmt: str | None = None,
+    colour: tuple[int, int, int, int] | None = None,
+    encoder_params: str = "",
 ) -> Path:
     """Write a small clip with PyAV.
 
@@ -87,6 +90,11 @@ def make_clip(
         codec: video encoder ("libx264", "libx265" (sides >= 64 px), "mpeg4", "mjpeg", ...).
         faststart: put the moov atom first (mp4/mov), so that cutting the file loses media data
             rather than the index.
+        pix_fmt: the stored pixel format (default yuv420p, yuvj420p for mjpeg), e.g. "yuv420p10le".
+        colour: (primaries, transfer, matrix, range) FFmpeg enum values to tag the stream with;
+            the BGR pictures are converted with that matrix and range (e.g. (9, 18, 9, 1): BT.2020
+            HLG, what an iPhone records).
+        encoder_params: extra x264/x265 parameters ("key=value:..."), e.g. HDR metadata.
 
     Returns:
         ``path`` as a Path.
@@ -114,13 +122,17 @@ def make_clip(
     with av.open(str(path), "w", format=_FORMATS[path.suffix.lower()], container_options=container_options) as out:
         video = out.add_stream(codec, rate=rate or 25)
         video.width, video.height = coded
-        video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        video.pix_fmt = pix_fmt or ("yuvj420p" if codec == "mjpeg" else "yuv420p")
         video.codec_context.time_base = time_base
         video.time_base = time_base
+        if colour is not None:
+            context = video.codec_context
+            context.color_primaries, context.color_trc, context.colorspace, context.color_range = colour
         if codec == "libx264":
-            video.options = {"crf": "18", "preset": "veryfast"}
+            video.options = {"crf": "18", "preset": "veryfast", **({"x264-params": encoder_params} if encoder_params else {})}
         elif codec == "libx265":
-            video.options = {"crf": "18", "preset": "veryfast", "x265-params": "log-level=error"}
+            params = ":".join(["log-level=error"] + ([encoder_params] if encoder_params else []))
+            video.options = {"crf": "18", "preset": "veryfast", "x265-params": params}
         if rotation:
             video.set_display_rotation(rotation)
         audios = [out.add_stream(audio_codec, rate=audio_rate, layout="mono") for _ in range(n_audio)]
@@ -134,6 +146,9 @@ def make_clip(
             if rotation:
                 image = cv2.rotate(image, _TO_CODED[rotation])
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            if colour is not None:
+                frame = frame.reformat(format=video.pix_fmt, dst_colorspace=colour[2], dst_color_range=colour[3])
+                frame.color_range = colour[3]
             frame.pts = p
             frame.time_base = time_base
             out.mux(video.encode(frame))

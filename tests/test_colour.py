@@ -131,3 +131,26 @@ def test_fast_conversion_matches_swscale_for_both_ranges():
         tags = colour.ColorTags(range=colour.FULL_RANGE if full else colour.LIMITED_RANGE)
         back = colour.bgr_to_frame(colour.frame_to_bgr(grey), tags).to_ndarray()
         assert np.abs(back.astype(int) - card).max() <= 1, fmt
+
+
+def test_a_10_bit_frame_that_becomes_bgr_goes_back_with_its_own_matrix():
+    """A 10-bit frame that had to become BGR (previews, odd sizes) is written back through swscale
+    with the input's BT.2020 matrix: the planes return within 8-bit quantisation (4 of 1023), where
+    a BT.601 matrix would shift colours by tens of steps (and swscale's default flags darkened luma
+    by 4.6 steps)."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(300, 700, (48, 64), dtype=np.uint16)
+    uv = rng.integers(420, 600, (2, 24, 32), dtype=np.uint16)
+    frame = av.VideoFrame(64, 48, "yuv420p10le")
+    for plane, values in zip(frame.planes, (y, *uv)):
+        view = np.frombuffer(plane, np.uint16).reshape(plane.height, -1)
+        view[:, : plane.width] = values
+    frame.colorspace, frame.color_primaries, frame.color_trc, frame.color_range = 9, 9, 18, colour.LIMITED_RANGE
+    tags = colour.output_color(frame)
+    assert (tags.bits, tags.pix_fmt, tags.space, tags.trc) == (10, "yuv420p10le", 9, 18)
+    back = colour.bgr_to_frame(colour.frame_to_bgr(frame), tags)
+    assert back.format.name == "yuv420p10le"
+    got = [np.frombuffer(p, np.uint16).reshape(p.height, -1)[:, : p.width].astype(int) for p in back.planes]
+    assert np.abs(got[0] - y).max() <= 4 and abs((got[0] - y).mean()) < 0.5
+    assert max(np.abs(g - v).mean() for g, v in zip(got[1:], uv)) <= 1
+    assert colour.output_color(frame).eight_bit() == colour.ColorTags(colour.LIMITED_RANGE, colour.BT601, 9, 18, 8)

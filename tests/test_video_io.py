@@ -221,10 +221,13 @@ def test_rotation_is_applied_on_read_and_kept_on_write(tmp_path, rotation):
         assert all(red_corner(f.image) for f in reader)
 
 
-@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
-def test_masks_drawn_in_the_stored_planes_land_on_the_upright_box(tmp_path, rotation):
+@pytest.mark.parametrize(
+    "rotation, depth", [(0, 8), (90, 8), (180, 8), (270, 8), (0, 10), (90, 10)]
+)
+def test_masks_drawn_in_the_stored_planes_land_on_the_upright_box(tmp_path, rotation, depth):
     """Pass 2 redacts the decoded YUV planes (stored orientation) from upright boxes: the mask must
-    land where the upright box is, and every pixel outside its window must keep its value."""
+    land where the upright box is, and every pixel outside its window must keep its value. A
+    10-bit HLG clip is redacted in its own 16-bit planes and written 10-bit."""
     from blurcli.redact import redact_frame
     from blurcli.settings import RedactSettings
 
@@ -233,14 +236,17 @@ def test_masks_drawn_in_the_stored_planes_land_on_the_upright_box(tmp_path, rota
     texture = cv2.resize(rng.integers(0, 255, (4, 6, 3), np.uint8), size, interpolation=cv2.INTER_CUBIC)
     checks = (np.indices((16, 16)).sum(axis=0) // 2 % 2 * 255).astype(np.uint8)
     texture[12:28, 60:76] = checks[:, :, None]  # a sharp "face" inside the box, smooth elsewhere
-    src = make_clip(tmp_path / "in.mp4", frames=3, size=size, rotation=rotation, image_fn=lambda i: texture)
+    deep = dict(codec="libx265", pix_fmt="yuv420p10le", colour=(9, 18, 9, 1)) if depth == 10 else {}
+    src = make_clip(tmp_path / "in.mp4", frames=3, size=size, rotation=rotation, image_fn=lambda i: texture, **deep)
     box = np.array([[56, 8, 80, 32]], np.float32)  # upright pixels, away from the centre
     out = tmp_path / "out.mp4"
     with VideoReader(src) as reader, VideoWriter(out, reader.info, audio_from=None) as writer:
         for frame in reader:
-            assert frame.has_planes  # the decoded planes, never converted to BGR
+            assert frame.has_planes and frame.bits == depth  # the decoded planes, never converted to BGR
             redact_frame(frame, box, RedactSettings(feather=0.0, head_scale=1.0))
             writer.write(frame)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == ("yuv420p10le" if depth == 10 else "yuv420p")
     with VideoReader(src) as before, VideoReader(out) as after:
         for a, b in zip(before, after):
             diff = np.abs(a.image.astype(int) - b.image.astype(int)).max(axis=2)

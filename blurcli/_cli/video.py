@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ..errors import PartialFailure, UsageError
+from ..media.codec import ENCODERS
 from ..media.video_io import X264_PRESETS
 from ..pipeline.video import VideoSettings, redact_videos
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
@@ -50,10 +51,15 @@ def video(
     threshold: float = options.THRESHOLD,
     report: options.OptionalPath = options.REPORT,
     crf: int = typer.Option(
-        20, "--crf", min=0, max=51, help="x264 quality: lower is better and bigger (18-28 is usual)."
+        20, "--crf", min=0, max=51, help="Quality (x264/x265 CRF): lower is better and bigger (18-28 is usual)."
     ),
     preset: str = typer.Option(
-        "veryfast", "--preset", help=f"x264 speed preset ({', '.join(X264_PRESETS)}); slower makes smaller files."
+        "veryfast", "--preset", help=f"Encoder speed preset ({', '.join(X264_PRESETS)}); slower makes smaller files."
+    ),
+    codec: str = typer.Option(
+        "auto", "--codec", metavar="auto|h264|hevc",
+        help="Output codec. auto: H.264 for 8-bit input, HEVC Main 10 for 10-bit (HDR) input, which keeps its 10 bits "
+        "and plays on phones; h264 on a 10-bit input makes H.264 High 10 (faster, but most phones cannot play it).",
     ),
     detect_every: str = typer.Option(
         "auto", "--detect-every", metavar="N|auto",
@@ -75,12 +81,15 @@ def video(
         check_report_path(report, src, dst)
         if preset not in X264_PRESETS:
             raise UsageError(f"unknown --preset {preset!r}; use one of {', '.join(X264_PRESETS)}")
+        if codec not in ("auto", *ENCODERS):
+            raise UsageError(f"unknown --codec {codec!r}; use auto, {', '.join(ENCODERS)}")
         settings = VideoSettings(
             detect=replace(DetectSettings(), threshold=threshold),
             redact=replace(RedactSettings(), style=style),
             identity=replace(IdentitySettings(), gallery=gallery, tolerance=tolerance),
             crf=crf,
             preset=preset,
+            codec=None if codec == "auto" else codec,
             detect_every=_detect_every(detect_every),
             detect_max_side=detect_size or None,
         )

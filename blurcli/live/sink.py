@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import OutputError, StreamError
 from ..media.atomic import atomic_output
 from ..media.colour import STREAM_TAGS, bgr_to_frame
-from ..media.h264 import add_h264_stream
+from ..media.codec import add_video_stream
 from ..secrets import mask_secrets
 from .settings import AUDIO_BITRATE, AUDIO_CHANNELS, AUDIO_RATE
 from .stats import StreamStats
@@ -77,7 +77,7 @@ class Session:
     def __init__(self, target: str, fmt: str, enc: EncoderSettings) -> None:
         self.container = av.open(target, "w", format=fmt, timeout=IO_TIMEOUT_S)
         try:
-            video = add_h264_stream(
+            video = add_video_stream(
                 self.container,
                 width=enc.width,
                 height=enc.height,

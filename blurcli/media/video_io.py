@@ -2,7 +2,8 @@
 
 ``VideoReader`` decodes with PyAV (threaded) and yields :class:`VideoFrame` objects whose image is
 UPRIGHT (the display matrix is applied) and whose ``pts`` is the stream's own timestamp.
-``VideoWriter`` re-encodes H.264 (libx264) into a hidden temporary file beside the target, keeps
+``VideoWriter`` re-encodes (H.264 for 8-bit sources, HEVC Main 10 for 10-bit ones, see
+:mod:`blurcli.media.codec`; depth, colour tags and HDR metadata kept) into a hidden temporary file beside the target, keeps
 the input's time base and every pts (so variable frame rate stays variable and frame count and
 duration stay equal), turns frames back to the stored orientation and writes the same display
 matrix, copies every audio stream packet for packet, and renames the file into place only on
@@ -49,8 +50,9 @@ from blurcli.media._containers import (
     video_stream,
 )
 from blurcli.media._pixels import coded, coded_boxes, normalise_rotation, pad_to_even, upright
-from blurcli.media.colour import ColorTags, bgr_to_frame, frame_to_bgr, is_full_range, output_color
-from blurcli.media.h264 import X264_PRESETS, add_h264_stream
+from blurcli.media.colour import ColorTags, bgr_to_frame, frame_to_bgr, has_planes, is_full_range, output_color
+from blurcli.media.codec import ENCODERS, X264_PRESETS, add_video_stream, default_codec
+from blurcli.media.hdr import HdrMetadata, read_hdr
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -82,8 +84,9 @@ class VideoInfo:
         duration_s: duration of the video stream in seconds, None if unknown.
         audio_streams: how many audio streams the input has.
         codec_name: the input video codec ("h264", "hevc", ...).
-        color: colour tags for the output so that it looks like the input (addition to the agreed
-            API; the default suits any BGR source).
+        color: colour tags and bit depth for the output so that it looks like the input (addition
+            to the agreed API; the default suits any BGR source).
+        hdr: the input's mastering display and light level, None if it has none.
     """
 
     width: int
@@ -98,6 +101,7 @@ class VideoInfo:
     audio_streams: int
     codec_name: str
     color: ColorTags = ColorTags()
+    hdr: HdrMetadata | None = None
 
 
 class VideoFrame:
@@ -163,14 +167,14 @@ class VideoFrame:
 
     @property
     def has_planes(self) -> bool:
-        """True while the frame is still its decoded 8-bit 4:2:0 planes (even size, no BGR made)."""
+        """True while the frame is still its decoded 4:2:0 planes (8 or 10 bits, even size, no BGR made)."""
         frame = self._frame
-        return (
-            self._image is None
-            and frame is not None
-            and frame.format.name == "yuv420p"
-            and not (frame.width | frame.height) & 1
-        )
+        return self._image is None and frame is not None and has_planes(frame)
+
+    @property
+    def bits(self) -> int:
+        """Bits per sample of :meth:`planes` (8: uint8 planes, 10: uint16 planes holding 0-1023)."""
+        return 10 if self._frame.format.name.endswith("10le") else 8
 
     @property
     def full_range(self) -> bool:
@@ -183,18 +187,19 @@ class VideoFrame:
         frame carries none of the input's side data (captions, SEI) into the output.
         """
         if not self.has_planes:
-            raise ValueError("frame has no YUV planes (already BGR, or not 8-bit 4:2:0 of even size)")
+            raise ValueError("frame has no YUV planes (already BGR, or not 4:2:0 of even size)")
+        dtype = np.uint16 if self.bits > 8 else np.uint8
         if self._yuv is None:
             decoded = self._decoded
-            copy = av.VideoFrame(decoded.width, decoded.height, "yuv420p")
+            copy = av.VideoFrame(decoded.width, decoded.height, decoded.format.name)
             copy.color_range = decoded.color_range
             for src, dst in zip(decoded.planes, copy.planes):
-                _plane_view(dst)[:] = _plane_view(src)
+                _plane_view(dst, dtype)[:] = _plane_view(src, dtype)
             self._yuv, self._decoded = copy, None
-        return [_plane_view(plane) for plane in self._yuv.planes]
+        return [_plane_view(plane, dtype) for plane in self._yuv.planes]
 
     def yuv_frame(self) -> av.VideoFrame:
-        """The frame's own yuv420p copy, for the encoder (see :meth:`planes`)."""
+        """The frame's own 4:2:0 copy, for the encoder (see :meth:`planes`)."""
         self.planes()
         return self._yuv
 
@@ -205,9 +210,10 @@ class VideoFrame:
         return coded_boxes(xyxy, self.rotation, width, height)
 
 
-def _plane_view(plane) -> np.ndarray:
-    """A writable numpy view of one plane, line padding cut off."""
-    rows = np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height).reshape(plane.height, plane.line_size)
+def _plane_view(plane, dtype=np.uint8) -> np.ndarray:
+    """A writable numpy view of one plane (uint8, or uint16 for 10 bits), line padding cut off."""
+    per_line = plane.line_size // np.dtype(dtype).itemsize
+    rows = np.frombuffer(plane, dtype, count=per_line * plane.height).reshape(plane.height, per_line)
     return rows[:, : plane.width]
 
 
@@ -266,6 +272,7 @@ class _Decoder:
             audio_streams=len(self.container.streams.audio),
             codec_name=stream.codec_context.name,
             color=output_color(frame),
+            hdr=read_hdr(frame),
         )
 
     def _next_raw(self) -> av.VideoFrame | None:
@@ -406,7 +413,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 class VideoWriter:
-    """Encode upright BGR frames to H.264 beside ``dst`` and move the file into place on success.
+    """Encode frames (H.264 or HEVC) beside ``dst`` and move the file into place on success.
 
     Use it as a context manager: leaving the block with an exception (KeyboardInterrupt too)
     calls :meth:`abort`, a clean exit calls :meth:`close`.
@@ -415,12 +422,13 @@ class VideoWriter:
         dst: output path; its extension picks the container (.mp4 .m4v .mov .mkv).
         info: the input's :class:`VideoInfo` (size, rotation, time base, rate, colour).
         audio_from: file whose audio streams are copied (normally the input), or None for none.
-        crf: libx264 constant rate factor, 0-51 (lower = better).
-        preset: libx264 preset, one of :data:`X264_PRESETS`.
+        crf: constant rate factor, 0-51 (lower = better).
+        preset: x264/x265 preset, one of :data:`X264_PRESETS`.
         threads: encoder threads, 0 = automatic (all cores).
+        codec: "h264" or "hevc"; None = HEVC for a 10-bit input, else H.264.
 
     Raises:
-        UsageError: unknown extension, crf/preset out of range, ``dst`` is ``audio_from``.
+        UsageError: unknown extension or codec, crf/preset out of range, ``dst`` is ``audio_from``.
         OutputError: the temporary file cannot be created (missing or read-only directory).
         InputError: ``audio_from`` cannot be read.
     """
@@ -434,10 +442,14 @@ class VideoWriter:
         crf: int = 20,
         preset: str = "veryfast",
         threads: int = 0,
+        codec: str | None = None,
     ):
         self.dst = Path(dst)
         self.info = info
+        self.codec = codec or default_codec(info.color)
         format_name = output_format(self.dst)
+        if self.codec not in ENCODERS:
+            raise UsageError(f"unknown codec {self.codec!r}; use one of {', '.join(ENCODERS)}")
         if not 0 <= crf <= 51:
             raise UsageError(f"crf must be between 0 and 51, got {crf}")
         if preset not in X264_PRESETS:
@@ -484,8 +496,9 @@ class VideoWriter:
 
     def _add_video(self, crf: int, preset: str, threads: int) -> av.video.stream.VideoStream:
         info = self.info
-        stream = add_h264_stream(
+        stream = add_video_stream(
             self._out,
+            codec=self.codec,
             width=info.coded_width + (info.coded_width & 1),
             height=info.coded_height + (info.coded_height & 1),
             rate=info.average_rate or Fraction(30),
@@ -493,11 +506,12 @@ class VideoWriter:
             colour=info.color,
             options={"crf": str(crf), "preset": preset},
             threads=threads,
+            hdr=info.hdr,
         )
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         if (info.coded_width | info.coded_height) & 1:
-            log.info("%s: odd size %dx%d padded to %dx%d for H.264", self.dst, info.coded_width,
+            log.info("%s: odd size %dx%d padded to %dx%d for 4:2:0", self.dst, info.coded_width,
                      info.coded_height, stream.width, stream.height)
         return stream
 
@@ -529,7 +543,10 @@ class VideoWriter:
         if self._done:
             raise ValueError("VideoWriter is closed")
         picture = frame.yuv_frame() if frame.has_planes else None
-        if picture is None or (picture.width, picture.height) != (self._video.width, self._video.height):
+        video = self._video
+        if picture is None or (picture.width, picture.height, picture.format.name) != (
+            video.width, video.height, self.info.color.pix_fmt
+        ):
             image = frame.image
             expected = (self.info.height, self.info.width, 3)
             if image.shape != expected or image.dtype != np.uint8:

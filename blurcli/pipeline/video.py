@@ -53,7 +53,9 @@ class VideoSettings:
         redact: how hidden faces are drawn.
         identity: gallery, tolerance and smallest recognisable face.
         crf: x264 constant rate factor of the output (lower is better and bigger).
-        preset: x264 preset (speed against file size).
+        preset: x264/x265 preset (speed against file size).
+        codec: "h264" or "hevc"; None = HEVC Main 10 for a 10-bit input, H.264 for 8 bits (see
+            :mod:`blurcli.media.codec`).
         detect_every: run the detector on every Nth frame; None = auto (every 1-4 frames at 25-30
             fps: at every cut, soon after a new face, and every frame while faces move fast).
         detect_max_side: longest side of the copy the detector sees; None = auto, see
@@ -67,6 +69,7 @@ class VideoSettings:
     identity: IdentitySettings = IdentitySettings()
     crf: int = 20
     preset: str = "veryfast"
+    codec: str | None = None
     detect_every: int | None = None
     detect_max_side: int | None = None
     pad_s: float = 0.5
@@ -143,6 +146,18 @@ class Analysis:
     votes: IdentityVotes
     offsets: np.ndarray | None = None  # (frames, 2) camera offset per frame; track logs are in scene coordinates
     full_size_detections: int = 0  # detector runs on the full-size copy (the others on the cheap one)
+
+
+#: Bytes of decoded frames one prefetch queue may hold: 8 frames up to 1080p, 3 of a 10-bit 4K
+#: picture (25 MB each), where two queues of 8 had added 0.4 GB to the peak.
+QUEUE_BYTES = 80 * 1024 * 1024
+
+
+def queue_depth(info) -> int:
+    """How many frames of ``info``'s size a prefetch queue holds (2 to 8)."""
+    sample = 2 if info.color.bits > 8 else 1
+    frame_bytes = info.coded_width * info.coded_height * 3 // 2 * sample
+    return max(2, min(8, QUEUE_BYTES // max(frame_bytes, 1)))
 
 
 def _prefetch(items: Iterable, depth: int = 8) -> Iterator:
@@ -386,7 +401,7 @@ class VideoRedactor:
             analyser = Analyser(self, fps=fps, info=info)
             decoded = reader if seconds is None else first_frames(reader, seconds, fps)
             total = info.frame_count if seconds is None else None
-            frames = stack.enter_context(contextlib.closing(_prefetch(decoded)))
+            frames = stack.enter_context(contextlib.closing(_prefetch(decoded, queue_depth(reader.info))))
             for index, frame in enumerate(frames):
                 analyser.step(index, frame.image)
                 if progress:
@@ -456,13 +471,15 @@ class VideoRedactor:
             # stops first, then the writer deletes its temp file, then the reader closes.
             writer = stack.enter_context(
                 VideoWriter(
-                    dst, reader.info, audio_from=src, crf=settings.crf, preset=settings.preset, threads=settings.threads
+                    dst, reader.info, audio_from=src, crf=settings.crf, preset=settings.preset,
+                    threads=settings.threads, codec=settings.codec,
                 )
             )
 
             # Three threads: decode, redact, encode (this one); each stage waits only on its own work.
             count = 0
-            ready = stack.enter_context(contextlib.closing(_prefetch(self.redacted(reader, src, plan, frames))))
+            ready = self.redacted(reader, src, plan, frames)
+            ready = stack.enter_context(contextlib.closing(_prefetch(ready, queue_depth(reader.info))))
             for frame, _ in ready:
                 writer.write(frame)
                 count += 1
@@ -480,7 +497,7 @@ class VideoRedactor:
             frames: the frame count of pass 1; more frames the second time is an error.
             originals: also hand out a BGR copy of each frame before redaction (previews), else None.
         """
-        with contextlib.closing(_prefetch(reader)) as decoded:
+        with contextlib.closing(_prefetch(reader, queue_depth(reader.info))) as decoded:
             for index, frame in enumerate(decoded):
                 if index >= frames:
                     raise InputError(f"{src}: decoded more frames the second time ({index + 1} > {frames})")
@@ -496,6 +513,7 @@ class VideoRedactor:
             InputError: the input cannot be read or decoded (nothing is written).
             OutputError: the output cannot be written (nothing is left under its name).
         """
+        from ..media.codec import ENCODERS
         from ..media.video_io import X264_PRESETS, output_format
 
         src, dst = Path(src), Path(dst)
@@ -505,6 +523,8 @@ class VideoRedactor:
             raise UsageError(f"crf must be between 0 and 51, got {self.settings.crf}")
         if self.settings.preset not in X264_PRESETS:
             raise UsageError(f"unknown x264 preset {self.settings.preset!r}; use one of {', '.join(X264_PRESETS)}")
+        if self.settings.codec is not None and self.settings.codec not in ENCODERS:
+            raise UsageError(f"unknown codec {self.settings.codec!r}; use one of {', '.join(ENCODERS)}")
         started = time.perf_counter()
         analysis = self.analyse(src, progress)
         analysed = time.perf_counter()

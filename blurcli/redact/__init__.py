@@ -51,7 +51,9 @@ def redact_frame(
     if frame.has_planes:
         full_range = frame.full_range
         kept = None if keep is None else frame.coded_boxes(keep)
-        redact_planes(frame.planes(), frame.coded_boxes(xyxy), settings, full_range=full_range, keep=kept)
+        redact_planes(
+            frame.planes(), frame.coded_boxes(xyxy), settings, full_range=full_range, keep=kept, bits=frame.bits
+        )
     else:
         redact(frame.image, xyxy, settings, keep=keep)
 
@@ -63,24 +65,30 @@ def redact_planes(
     *,
     full_range: bool,
     keep: np.ndarray | None = None,
+    bits: int = 8,
 ) -> None:
     """Hide every box in the Y, U and V planes of a 4:2:0 frame (modified in place).
 
     Args:
-        planes: the (h, w) Y plane and the (h/2, w/2) U and V planes, writable views.
+        planes: the (h, w) Y plane and the (h/2, w/2) U and V planes, writable views (uint8, or
+            uint16 for 10 bits).
         xyxy: (n, 4) boxes in the Y plane's pixels.
         settings: style, head scale and feather.
         full_range: the planes hold full-range values (black luma is 0, else 16).
         keep: (k, 4) boxes of kept faces in the Y plane's pixels (see :func:`redact`).
+        bits: bits per sample; black and grey scale with it (16 and 128 become 64 and 512).
     """
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     if not len(xyxy):
         return
     keep = None if keep is None else np.asarray(keep, np.float32).reshape(-1, 4)
     y, u, v = planes
-    _redact_plane(y, xyxy, settings, pixel=1.0, black=0 if full_range else 16, keep=keep)
+    scale = 1 << (bits - 8)
+    _redact_plane(y, xyxy, settings, pixel=1.0, black=0 if full_range else 16 * scale, keep=keep)
     for chroma in (u, v):
-        _redact_plane(chroma, xyxy * 0.5, settings, pixel=0.5, black=128, keep=None if keep is None else keep * 0.5)
+        _redact_plane(
+            chroma, xyxy * 0.5, settings, pixel=0.5, black=128 * scale, keep=None if keep is None else keep * 0.5
+        )
 
 
 def _redact_plane(
@@ -103,7 +111,15 @@ def _redact_plane(
             _spare_kept_faces(alpha, (x0, y0), box, keep)
         face_size = float(2 * ellipse[2] / settings.head_scale)
         hidden = redactor.hide(region, face_size=face_size, pixel=pixel, black=black)
-        image[y0:y1, x0:x1] = cv2.blendLinear(region, hidden, 1.0 - alpha, alpha)
+        image[y0:y1, x0:x1] = _blend(region, hidden, alpha)
+
+
+def _blend(region: np.ndarray, hidden: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``region`` * (1 - alpha) + ``hidden`` * alpha, in the planes' own dtype (cv2's blend is 8-bit only)."""
+    if region.dtype == np.uint8:
+        return cv2.blendLinear(region, hidden, 1.0 - alpha, alpha)
+    mixed = cv2.blendLinear(region.astype(np.float32), hidden.astype(np.float32), 1.0 - alpha, alpha)
+    return np.rint(mixed).astype(region.dtype)
 
 
 def _spare_kept_faces(alpha: np.ndarray, origin: tuple[int, int], own: np.ndarray, keep: np.ndarray) -> None:
