@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from blurcli.faces import Faces  # noqa: E402
+from blurcli.media._pixels import upright  # noqa: E402
 from blurcli.media.image_io import load_picture, write_picture  # noqa: E402
 
 #: redact_fn(image_bgr) -> (redacted copy, faces, action per face: "kept" | "hidden").
@@ -88,7 +90,18 @@ def _touches_no_face(boxes: np.ndarray, gt_xywh: list) -> np.ndarray:
     return ~(overlap > 0).any(axis=1)
 
 
-def run(data_dir: Path, out_dir: Path, redact_fn: RedactFn | None = None) -> dict:
+def _turn_boxes(xywh: list, rotation: int, width: int) -> list:
+    """Ground-truth (x, y, w, h) boxes of a photo of ``width`` turned as ``upright(image, rotation)`` (90 or 270)."""
+    turned = []
+    for x, y, w, h, *rest in xywh:
+        if rotation == 90:  # counter-clockwise: x becomes y, y becomes width - x
+            turned.append([y, width - x - w, h, w, *rest])
+        else:
+            raise ValueError("only 90 is scored (270 mirrors it)")
+    return turned
+
+
+def run(data_dir: Path, out_dir: Path, redact_fn: RedactFn | None = None, turn: int = 0) -> dict:
     """Redact every annotated photo into ``out_dir`` and score it.
 
     Args:
@@ -109,28 +122,43 @@ def run(data_dir: Path, out_dir: Path, redact_fn: RedactFn | None = None) -> dic
     negatives: dict[str, int] = {}
     masks = 0
     seconds = 0.0
+    turned_src: dict[str, Path] = {}
     for entry in annotations:
         src = data_dir / "detect" / entry["file"]
         dst = out_dir / entry["file"]
         dst.parent.mkdir(parents=True, exist_ok=True)
         picture = load_picture(src)
+        bgr = picture.bgr if not turn else np.ascontiguousarray(upright(picture.bgr, turn))
         start = time.perf_counter()
-        out, faces, actions = redact_fn(picture.bgr)
+        out, faces, actions = redact_fn(bgr)
         seconds += time.perf_counter() - start
-        write_picture(dst, picture, out)
+        boxes = entry["boxes"] if not turn else _turn_boxes(entry["boxes"], turn, picture.bgr.shape[1])
+        if turn:  # lossless copies of the turned photo and its result, scored like the upright ones
+            dst = dst.with_suffix(".png")
+            turned_src[entry["file"]] = dst.with_name(dst.stem + ".turned-src.png")
+            cv2.imwrite(str(turned_src[entry["file"]]), bgr)
+            cv2.imwrite(str(dst), out)
+        else:
+            write_picture(dst, picture, out)
         hidden = faces.xyxy[np.array([a == "hidden" for a in actions], bool)]
         masks += len(hidden)
         image_set = entry["file"].split("/")[0]
-        false_masks[image_set] = false_masks.get(image_set, 0) + int(_touches_no_face(hidden, entry["boxes"]).sum())
+        false_masks[image_set] = false_masks.get(image_set, 0) + int(_touches_no_face(hidden, boxes).sum())
         if not entry["boxes"]:
-            negatives[entry["file"]] = int(np.any(out != picture.bgr, axis=-1).sum())
+            negatives[entry["file"]] = int(np.any(out != bgr, axis=-1).sum())
 
-    # Scoring: the same steps as shared/tools/score_detect.py.
+    # Scoring: the same steps as shared/tools/score_detect.py (a turned face keeps its upright height's bucket).
     scored = []
     for entry in annotations:
         boxes = scorer.valid_faces(entry)
         o = out_dir / entry["file"]
         src = data_dir / "detect" / entry["file"]
+        if turn:
+            o = o.with_suffix(".png")
+            width = cv2.imread(str(src)).shape[1]
+            results = scorer.score_image(turned_src[entry["file"]], o, _turn_boxes(boxes, turn, width))
+            scored += [(b[3], c) for b, (_, c) in zip(boxes, results)]
+            continue
         scored += scorer.score_image(src, o, boxes) if o.exists() else [(b[3], None) for b in boxes]
     table = scorer.summarize(scored)
     big = [v for k, v in table.items() if not k.startswith("tiny")]
@@ -205,6 +233,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--single-scale", action="store_true", help="base pass only (no small-face passes)")
     parser.add_argument("--backend", help="detector backend: opencv or onnxruntime (default: automatic)")
     parser.add_argument("--timing", action="store_true", help="print ms per video frame instead of scoring")
+    parser.add_argument("--turn", type=int, choices=(0, 90), default=0,
+                        help="score the photos turned 90 degrees counter-clockwise (faces lying sideways)")
+    parser.add_argument("--no-sideways", action="store_true", help="do not search turned copies (the old behaviour)")
     args = parser.parse_args(argv)
     from blurcli.settings import DetectSettings
 
@@ -213,6 +244,8 @@ def main(argv: list[str]) -> int:
         changes["threshold"] = args.threshold
     if args.single_scale:
         changes["upscale_small"] = False
+    if args.no_sideways:
+        changes["sideways"] = False
     settings = DetectSettings(**changes)
     print(f"detector settings: {settings}")
     if args.timing:
@@ -224,10 +257,10 @@ def main(argv: list[str]) -> int:
         return 0
     redact_fn = default_redact_fn(settings, args.backend)
     if args.out_dir:
-        result = run(args.data_dir, args.out_dir, redact_fn)
+        result = run(args.data_dir, args.out_dir, redact_fn, args.turn)
     else:
         with tempfile.TemporaryDirectory(prefix="blurcli-quality-detect-") as tmp:
-            result = run(args.data_dir, Path(tmp), redact_fn)
+            result = run(args.data_dir, Path(tmp), redact_fn, args.turn)
     print(report(result))
     return 0
 

@@ -41,6 +41,8 @@ class DetectSettings:
             0.8 it changed nothing (97.3% / 97.1%, benchmarks/crowd.py).
         yunet_threshold: YuNet score above which a face is reported.
         yunet_max_side: longest side of the picture YuNet sees (it is cheap: full 1080p frames).
+        sideways: photos are also searched turned 90 and 270 degrees (faces lying sideways: a
+            turned photo without EXIF, people lying down), see :meth:`FaceDetector.detect`.
     """
 
     threshold: float = 0.2
@@ -49,6 +51,7 @@ class DetectSettings:
     yunet: bool = False
     yunet_threshold: float = 0.8
     yunet_max_side: int = 1920
+    sideways: bool = True
 
 
 @dataclass(frozen=True)

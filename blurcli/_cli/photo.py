@@ -28,6 +28,10 @@ def photo(
     report: options.OptionalPath = options.REPORT,
     keep_location: bool = typer.Option(False, "--keep-location", help="Keep GPS tags (removed by default)."),
     max_pixels: int = options.MAX_PIXELS,
+    sideways: bool = typer.Option(
+        True, "--sideways/--upright-only",
+        help="Also look for faces lying sideways (a photo turned without EXIF orientation); --upright-only is faster.",
+    ),
     preview: bool = typer.Option(
         False, "--preview",
         help="Write OUT as a side-by-side preview (original with boxes: green kept, red hidden | result) instead.",
@@ -37,7 +41,7 @@ def photo(
     with reporting():
         check_report_path(report, src, dst)
         settings = PhotoSettings(
-            detect=replace(DetectSettings(), threshold=threshold),
+            detect=replace(DetectSettings(), threshold=threshold, sideways=sideways),
             redact=replace(RedactSettings(), style=style),
             identity=replace(IdentitySettings(), gallery=gallery, tolerance=tolerance),
             keep_location=keep_location,

@@ -107,7 +107,7 @@ def redact_image(
     Returns:
         (redacted copy, faces with identity filled, action per face: "kept" or "hidden").
     """
-    faces = detector.detect(image)
+    faces = detector.detect(image, sideways=detector.settings.sideways)
     faces = identify_faces(image, faces, encoder=encoder, matcher=matcher, identity=identity_settings)
     keep = faces.enrolled
     out = image.copy()
