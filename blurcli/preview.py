@@ -343,7 +343,7 @@ def video_preview(
     """
     from .media.video_io import VIDEO_EXTENSIONS, VideoReader, VideoWriter, output_format
     from .pipeline.paths import ensure_parent, plan_jobs
-    from .pipeline.video import VideoRedactor, VideoReport, VideoSettings, first_frames
+    from .pipeline.video import VideoRedactor, VideoReport, VideoSettings, first_frames, queue_depth
 
     if not seconds > 0:
         raise UsageError(f"the preview length must be more than 0 seconds, got {seconds}")
@@ -377,7 +377,7 @@ def video_preview(
                         threads=settings.threads)
         )
         frames = first_frames(reader, seconds, fps)
-        redacted = redactor.redacted(frames, src, plan, analysis.frames, originals=True)
+        redacted = redactor.redacted(frames, src, plan, analysis.frames, originals=True, depth=queue_depth(reader.info))
         for frame, original in stack.enter_context(contextlib.closing(redacted)):
             hide = plan.boxes(frame.index)
             keep = np.array(kept[frame.index], np.float32).reshape(-1, 4)

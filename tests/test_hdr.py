@@ -163,3 +163,33 @@ def test_an_unknown_codec_is_a_usage_error(tmp_path):
     assert result.exit_code == 2
     assert "unknown --codec 'vp9'" in result.output
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_4k_portrait_phone_clip_comes_out_upright_with_every_face_hidden(data_dir, tmp_path):
+    """4K HEVC stored landscape with a 90 degree display matrix, as phones record portrait video: the
+    output keeps the matrix (players show it upright) and hides both faces where a player shows them."""
+    from blurcli.media.video_io import VideoReader
+
+    scene = cv2.imread(str(data_dir / "identity" / "mixed" / "two_people.jpg"))[:660]
+    scale = 2160 / scene.shape[1]
+    picture = np.full((3840, 2160, 3), 90, np.uint8)  # upright portrait
+    band = cv2.resize(scene, (2160, round(660 * scale) // 2 * 2), interpolation=cv2.INTER_CUBIC)
+    top = 1200
+    picture[top : top + band.shape[0]] = band
+    faces = [[round(x * scale), round(y * scale) + top, round(w * scale), round(h * scale)] for x, y, w, h in (OBAMA, BIDEN)]
+    src = make_clip(tmp_path / "portrait.mp4", frames=6, size=(2160, 3840), fps=30, rotation=90, codec="libx265",
+                    audio=True, image_fn=lambda i: picture)
+    out = tmp_path / "out.mp4"
+    result = blurcli("video", src, out)
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (3840, 2160)  # stored as recorded
+        assert next(container.decode(stream)).rotation == 90
+    redaction = scorer(data_dir)
+    with VideoReader(src) as before, VideoReader(out) as after:
+        assert (after.info.width, after.info.height) == (2160, 3840)  # what a player shows
+        for a, b in zip(before, after):
+            scores = [c for _, c in redaction.score_image(a.image, b.image, faces)]
+            assert all(c is not None and c < redaction.HIDDEN for c in scores), scores
+    assert audio_hashes(out) == audio_hashes(src)

@@ -478,8 +478,9 @@ class VideoRedactor:
 
             # Three threads: decode, redact, encode (this one); each stage waits only on its own work.
             count = 0
-            ready = self.redacted(reader, src, plan, frames)
-            ready = stack.enter_context(contextlib.closing(_prefetch(ready, queue_depth(reader.info))))
+            depth = queue_depth(reader.info)
+            ready = self.redacted(reader, src, plan, frames, depth=depth)
+            ready = stack.enter_context(contextlib.closing(_prefetch(ready, depth)))
             for frame, _ in ready:
                 writer.write(frame)
                 count += 1
@@ -488,7 +489,9 @@ class VideoRedactor:
             if count != frames:
                 raise InputError(f"{src}: decoded {count} frames the second time, {frames} the first")
 
-    def redacted(self, reader, src: Path, plan: MaskPlan, frames: int, *, originals: bool = False) -> Iterator:
+    def redacted(
+        self, reader, src: Path, plan: MaskPlan, frames: int, *, originals: bool = False, depth: int = 8
+    ) -> Iterator:
         """Pass 2's redaction stage: ``(frame, original)`` for each decoded frame, its planned boxes hidden.
 
         Args:
@@ -496,8 +499,9 @@ class VideoRedactor:
                 in its own thread here).
             frames: the frame count of pass 1; more frames the second time is an error.
             originals: also hand out a BGR copy of each frame before redaction (previews), else None.
+            depth: frames decoded ahead (:func:`queue_depth` of the video).
         """
-        with contextlib.closing(_prefetch(reader, queue_depth(reader.info))) as decoded:
+        with contextlib.closing(_prefetch(reader, depth)) as decoded:
             for index, frame in enumerate(decoded):
                 if index >= frames:
                     raise InputError(f"{src}: decoded more frames the second time ({index + 1} > {frames})")
