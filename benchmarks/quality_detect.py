@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from blurcli.faces import Faces  # noqa: E402
-from blurcli.media._pixels import upright  # noqa: E402
+from blurcli.media._pixels import coded_boxes, upright  # noqa: E402
 from blurcli.media.image_io import load_picture, write_picture  # noqa: E402
 
 #: redact_fn(image_bgr) -> (redacted copy, faces, action per face: "kept" | "hidden").
@@ -90,15 +90,17 @@ def _touches_no_face(boxes: np.ndarray, gt_xywh: list) -> np.ndarray:
     return ~(overlap > 0).any(axis=1)
 
 
-def _turn_boxes(xywh: list, rotation: int, width: int) -> list:
-    """Ground-truth (x, y, w, h) boxes of a photo of ``width`` turned as ``upright(image, rotation)`` (90 or 270)."""
-    turned = []
-    for x, y, w, h, *rest in xywh:
-        if rotation == 90:  # counter-clockwise: x becomes y, y becomes width - x
-            turned.append([y, width - x - w, h, w, *rest])
-        else:
-            raise ValueError("only 90 is scored (270 mirrors it)")
-    return turned
+def turned_xywh(xywh: list, rotation: int, width: int, height: int) -> list:
+    """Ground-truth (x, y, w, h) boxes of a (width, height) photo, in ``upright(photo, rotation)``.
+
+    ``upright(photo, r)`` shows the photo as if stored with display rotation r, so its boxes are
+    the stored ones turned by the inverse of :func:`coded_boxes`: coded_boxes of the opposite rotation.
+    """
+    if not xywh:
+        return []
+    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h, *_ in xywh], np.float32)
+    turned = coded_boxes(xyxy, (360 - rotation) % 360, height, width)
+    return [[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in turned.tolist()]
 
 
 def run(data_dir: Path, out_dir: Path, redact_fn: RedactFn | None = None, turn: int = 0) -> dict:
@@ -123,6 +125,7 @@ def run(data_dir: Path, out_dir: Path, redact_fn: RedactFn | None = None, turn: 
     masks = 0
     seconds = 0.0
     turned_src: dict[str, Path] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     for entry in annotations:
         src = data_dir / "detect" / entry["file"]
         dst = out_dir / entry["file"]
@@ -132,7 +135,8 @@ def run(data_dir: Path, out_dir: Path, redact_fn: RedactFn | None = None, turn: 
         start = time.perf_counter()
         out, faces, actions = redact_fn(bgr)
         seconds += time.perf_counter() - start
-        boxes = entry["boxes"] if not turn else _turn_boxes(entry["boxes"], turn, picture.bgr.shape[1])
+        sizes[entry["file"]] = picture.bgr.shape[1], picture.bgr.shape[0]
+        boxes = entry["boxes"] if not turn else turned_xywh(entry["boxes"], turn, *sizes[entry["file"]])
         if turn:  # lossless copies of the turned photo and its result, scored like the upright ones
             dst = dst.with_suffix(".png")
             turned_src[entry["file"]] = dst.with_name(dst.stem + ".turned-src.png")
@@ -155,8 +159,7 @@ def run(data_dir: Path, out_dir: Path, redact_fn: RedactFn | None = None, turn: 
         src = data_dir / "detect" / entry["file"]
         if turn:
             o = o.with_suffix(".png")
-            width = cv2.imread(str(src)).shape[1]
-            results = scorer.score_image(turned_src[entry["file"]], o, _turn_boxes(boxes, turn, width))
+            results = scorer.score_image(turned_src[entry["file"]], o, turned_xywh(boxes, turn, *sizes[entry["file"]]))
             scored += [(b[3], c) for b, (_, c) in zip(boxes, results)]
             continue
         scored += scorer.score_image(src, o, boxes) if o.exists() else [(b[3], None) for b in boxes]
@@ -233,8 +236,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--single-scale", action="store_true", help="base pass only (no small-face passes)")
     parser.add_argument("--backend", help="detector backend: opencv or onnxruntime (default: automatic)")
     parser.add_argument("--timing", action="store_true", help="print ms per video frame instead of scoring")
-    parser.add_argument("--turn", type=int, choices=(0, 90), default=0,
-                        help="score the photos turned 90 degrees counter-clockwise (faces lying sideways)")
+    parser.add_argument("--turn", type=int, choices=(0, 90, 270), default=0,
+                        help="score the photos turned 90 or 270 degrees counter-clockwise (faces lying sideways)")
     parser.add_argument("--no-sideways", action="store_true", help="do not search turned copies (the old behaviour)")
     args = parser.parse_args(argv)
     from blurcli.settings import DetectSettings

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.quality_detect import turned_xywh
 from blurcli.detect import load_detector
-from blurcli.media._pixels import coded_boxes, upright
+from blurcli.media._pixels import upright
 from blurcli.pipeline.photo import redact_image
 from tests.helpers import scorer
 
@@ -35,15 +36,6 @@ def annotations(data_dir):
     return {e["file"]: e for e in entries}
 
 
-def _turned_xywh(xywh: list, rotation: int, width: int, height: int) -> list:
-    """Ground-truth (x, y, w, h) boxes of a photo of (width, height) in ``upright(photo, rotation)``."""
-    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in xywh], np.float32)
-    # upright(photo, r) shows the photo as if stored with display rotation r, so its boxes are the
-    # stored boxes turned by the inverse of coded_boxes: coded_boxes of the opposite rotation.
-    turned = coded_boxes(xyxy, 360 - rotation, height, width)
-    return [[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in turned]
-
-
 def _hidden(data_dir, annotations, detector, rotation: int, sideways: bool) -> tuple[int, int]:
     redaction = scorer(data_dir)
     hidden = total = 0
@@ -55,7 +47,7 @@ def _hidden(data_dir, annotations, detector, rotation: int, sideways: bool) -> t
         if not sideways:
             detector = _upright_only(detector)
         out, _, _ = redact_image(turned, detector=detector)
-        scores = redaction.score_image(turned, out, _turned_xywh(boxes, rotation, width, height))
+        scores = redaction.score_image(turned, out, turned_xywh(boxes, rotation, width, height))
         hidden += sum(c is not None and c < redaction.HIDDEN for _, c in scores)
         total += len(scores)
     return hidden, total
@@ -76,7 +68,7 @@ def test_turned_boxes_match_the_turned_picture():
     for rotation in (90, 270):
         turned = upright(photo, rotation)
         ys, xs = np.nonzero(turned)
-        (x, y, w, h), = _turned_xywh([[30, 5, 20, 10]], rotation, 60, 40)
+        (x, y, w, h), = turned_xywh([[30, 5, 20, 10]], rotation, 60, 40)
         assert (x, y, x + w, y + h) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 

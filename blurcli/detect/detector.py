@@ -144,9 +144,10 @@ class FaceDetector:
         upscale_small = self.settings.upscale_small if upscale_small is None else upscale_small
         second_side = self.settings.yunet_max_side if second_side is None else second_side
         parts = self._passes(image, max_side, upscale_small, second_side)
-        rotation = self._sideways(image, parts[0][1], max_side) if sideways else 0
+        rotation, turned_base = self._sideways(image, parts[0][1], max_side) if sideways else (0, None)
         if rotation:
-            for xyxy, score, points in self._passes(upright(image, rotation), max_side, upscale_small, second_side):
+            turned = upright(image, rotation)
+            for xyxy, score, points in self._passes(turned, max_side, upscale_small, second_side, base_pass=turned_base):
                 flat = coded_boxes(np.tile(points.reshape(-1, 2), 2), rotation, w, h)[:, :2]
                 parts.append((coded_boxes(xyxy, rotation, w, h), score, flat.reshape(points.shape)))
         xyxy, score, points = (np.concatenate(p) for p in zip(*parts))
@@ -154,27 +155,34 @@ class FaceDetector:
         keep = keep[centerface.drop_contained(xyxy[keep], score[keep])]
         return Faces(xyxy[keep], score[keep], points[keep])
 
-    def _sideways(self, image: np.ndarray, upright_scores: np.ndarray, max_side: int) -> int:
-        """The turned orientation (90 or 270) whose base pass clearly finds more faces, else 0."""
+    def _sideways(self, image: np.ndarray, upright_scores: np.ndarray, max_side: int) -> tuple[int, tuple | None]:
+        """(rotation, its base pass) of the turned orientation whose base pass clearly finds more
+        faces, else (0, None); the base pass is handed on so that it does not run twice."""
         h, w = image.shape[:2]
         base = min(1.0, max_side / max(h, w))
-        best, best_scores = 0, upright_scores[upright_scores >= CONFIDENT]
+        best, best_pass = 0, None
+        best_scores = upright_scores[upright_scores >= CONFIDENT]
         for rotation in SIDEWAYS:
-            scores = self._pass(upright(image, rotation), base, self.settings.threshold)[1]
-            scores = scores[scores >= CONFIDENT]
+            found = self._pass(upright(image, rotation), base, self.settings.threshold)
+            scores = found[1][found[1] >= CONFIDENT]
             if len(scores) > len(best_scores) and (len(scores) >= 2 or scores.max() >= CLEAR):
-                best, best_scores = rotation, scores
+                best, best_pass, best_scores = rotation, found, scores
         if best:
             log.debug("sideways picture: %d faces at %d degrees, %d upright", len(best_scores), best,
                       int((upright_scores >= CONFIDENT).sum()))
-        return best
+        return best, best_pass
 
-    def _passes(self, image: np.ndarray, max_side: int, upscale_small: bool, second_side: int) -> list[tuple]:
-        """Every pass over one orientation of the picture: [(xyxy, score, landmarks), ...] in its pixels."""
+    def _passes(
+        self, image: np.ndarray, max_side: int, upscale_small: bool, second_side: int, base_pass: tuple | None = None
+    ) -> list[tuple]:
+        """Every pass over one orientation of the picture: [(xyxy, score, landmarks), ...] in its pixels.
+
+        ``base_pass``: the base pass's result when it has already run on this picture.
+        """
         h, w = image.shape[:2]
         base = min(1.0, max_side / max(h, w))
         threshold = self.settings.threshold
-        parts = [self._pass(image, base, threshold)]
+        parts = [base_pass if base_pass is not None else self._pass(image, base, threshold)]
         if upscale_small:
             parts += [self._pass(image, base * s, threshold) for s in self.plan.coarse_scales]
             parts.append(self._small_pass(image, base))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+from av.sidedata.sidedata import Type
 
 #: AVMasteringDisplayMetadata: 10 AVRationals (R, G, B primaries, white point, min and max
 #: luminance), then has_primaries and has_luminance.
@@ -66,9 +67,8 @@ def read_hdr(frame: av.VideoFrame) -> HdrMetadata | None:
     """The HDR metadata attached to a decoded frame, or None when it has none."""
     primaries = white = luminance = light = None
     for item in frame.side_data:
-        kind = str(item.type).rsplit(".", 1)[-1]
         data = bytes(item)
-        if kind == "MASTERING_DISPLAY_METADATA" and len(data) >= _MASTERING.size:
+        if item.type == Type.MASTERING_DISPLAY_METADATA and len(data) >= _MASTERING.size:
             values = _MASTERING.unpack_from(data)
             rationals = [Fraction(values[i], values[i + 1]) if values[i + 1] else Fraction(0) for i in range(0, 20, 2)]
             has_primaries, has_luminance = values[20], values[21]
@@ -77,7 +77,7 @@ def read_hdr(frame: av.VideoFrame) -> HdrMetadata | None:
                 white = tuple(rationals[6:8])
             if has_luminance:
                 luminance = (rationals[8], rationals[9])
-        elif kind == "CONTENT_LIGHT_LEVEL" and len(data) >= _LIGHT.size:
+        elif item.type == Type.CONTENT_LIGHT_LEVEL and len(data) >= _LIGHT.size:
             light = _LIGHT.unpack_from(data)
     if primaries is None and luminance is None and light is None:
         return None

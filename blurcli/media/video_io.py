@@ -50,7 +50,7 @@ from blurcli.media._containers import (
     video_stream,
 )
 from blurcli.media._pixels import coded, coded_boxes, normalise_rotation, pad_to_even, upright
-from blurcli.media.colour import ColorTags, bgr_to_frame, frame_to_bgr, has_planes, is_full_range, output_color
+from blurcli.media.colour import PLANE_FORMATS, ColorTags, bgr_to_frame, frame_to_bgr, has_planes, is_full_range, output_color
 from blurcli.media.codec import ENCODERS, X264_PRESETS, add_video_stream, default_codec
 from blurcli.media.hdr import HdrMetadata, read_hdr
 
@@ -174,7 +174,7 @@ class VideoFrame:
     @property
     def bits(self) -> int:
         """Bits per sample of :meth:`planes` (8: uint8 planes, 10: uint16 planes holding 0-1023)."""
-        return 10 if self._frame.format.name.endswith("10le") else 8
+        return 10 if self._frame.format.name == PLANE_FORMATS[10] else 8
 
     @property
     def full_range(self) -> bool:
