@@ -31,8 +31,8 @@ BIDEN = (786, 65, 169, 169)
 #: Scale applied to two_people.jpg for the small test scenes (faces of ~88 px: quick to detect).
 SCENE_SCALE = 0.5
 
-#: Names our writers give temporary files: atomic.py ``.stem.XXXX.part.ext``, VideoWriter
-#: ``.name.XXXX.partial.ext``, the gallery ``.gallery.json.XXXX.tmp``.
+#: Names our writers give temporary files: atomic.py ``.stem.XXXXXXXX.part.ext`` (VideoWriter
+#: too), the gallery ``.gallery.json.XXXX.tmp``.
 TEMP_NAME = re.compile(r"^\..*(\.part|\.partial|\.tmp)")
 
 runner = CliRunner()

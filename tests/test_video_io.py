@@ -86,7 +86,7 @@ def red_corner(image: np.ndarray) -> bool:
 
 
 def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".partial" in p.name)
+    return sorted(p.name for p in directory.iterdir() if ".part" in p.name)
 
 
 # ---------------------------------------------------------------- timing and frames

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -44,6 +45,15 @@ def _umask() -> int:
     return umask
 
 
+def publish(tmp: Path, target: Path, mode: int | None = None) -> None:
+    """Give the finished temp file its permissions (``mode``, else the umask's default), fsync it
+    and rename it to ``target``."""
+    os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_output(target: Path, mode: int | None = None) -> Iterator[Path]:
     """Yield a temp path to write; on clean exit fsync and rename it to ``target``, else delete it.
@@ -56,11 +66,29 @@ def atomic_output(target: Path, mode: int | None = None) -> Iterator[Path]:
     tmp = temp_path_beside(target)
     try:
         yield tmp
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        publish(tmp, target, mode)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def remove_stale_parts(target: Path) -> list[Path]:
+    """Delete the temp files a killed process left beside ``target`` (``temp_path_beside`` names).
+
+    A process killed with SIGKILL (out of memory, a cluster node lost) cannot remove its temp file;
+    the next attempt at the same output removes it. Returns the removed paths.
+    """
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.stem)}\.[A-Za-z0-9_]{{8}}\.part{re.escape(target.suffix)}")
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if pattern.fullmatch(name):
+            with contextlib.suppress(OSError):
+                (target.parent / name).unlink()
+                removed.append(target.parent / name)
+    return removed

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import secrets
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import numpy as np
 
 from blurcli.errors import InputError, OutputError, UsageError
 from blurcli.media._audio import AudioInterleaver
+from blurcli.media.atomic import publish, temp_path_beside
 from blurcli.media._containers import (
     OUTPUT_FORMATS,
     VIDEO_EXTENSIONS,
@@ -467,6 +467,8 @@ class VideoWriter:
         self._out = None
         try:
             options = {"movflags": "+faststart"} if format_name in ("mp4", "mov") else {}
+            if format_name == "matroska":  # no random segment/track UIDs or date: one input and one set of
+                options["fflags"] = "+bitexact"  # settings give one file, whichever worker wrote it
             self._out = av.open(str(self._tmp), "w", format=format_name, container_options=options)
             self._video = self._add_video(crf, preset, threads)
             if audio_from is not None:
@@ -479,20 +481,11 @@ class VideoWriter:
             raise
 
     def _create_temp(self) -> Path:
-        """Create a hidden, uniquely named file in dst's directory with dst's extension."""
-        parent = self.dst.parent
-        if not parent.is_dir():
-            raise OutputError(f"{parent}: output directory does not exist")
-        for _ in range(10):
-            tmp = parent / f".{self.dst.name}.{secrets.token_hex(4)}.partial{self.dst.suffix}"
-            try:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-                return tmp
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise OutputError(f"{parent}: cannot write here ({_reason(exc)})") from exc
-        raise OutputError(f"{parent}: cannot create a temporary file")
+        """A hidden, uniquely named file beside dst with dst's extension (the one naming of
+        :mod:`blurcli.media.atomic`, whose stale copies a retry removes)."""
+        if not self.dst.parent.is_dir():
+            raise OutputError(f"{self.dst.parent}: output directory does not exist")
+        return temp_path_beside(self.dst)
 
     def _add_video(self, crf: int, preset: str, threads: int) -> av.video.stream.VideoStream:
         info = self.info
@@ -587,7 +580,7 @@ class VideoWriter:
             if self._audio is not None:
                 self._audio.finish()
             self._out.close()
-            os.replace(self._tmp, self.dst)
+            publish(self._tmp, self.dst)
         except (av.FFmpegError, OSError) as exc:
             self.abort()
             raise OutputError(f"{self.dst}: cannot finish writing ({_reason(exc)})") from exc

@@ -58,13 +58,28 @@ def _coarse(
     return cv2.resize(small, (w, h), interpolation=interpolation)
 
 
+def stack_blur(image: np.ndarray, k: int) -> np.ndarray:
+    """``cv2.stackBlur(image, (k, k))`` for odd ``k``, the same on any number of threads.
+
+    A stack blur of radius r is a triangle kernel, i.e. two box filters of r + 1 (anchored so that
+    the pair is centred). cv2.stackBlur itself (OpenCV 5.0) computes the columns at the borders of
+    its thread stripes differently, so its output depended on the thread count: a ``--jobs 2``
+    worker, given one core, wrote pixels up to 5 levels off a ``--jobs 1`` run. The box pair is
+    exact integer filtering per pass (at most one level from stackBlur inside the window) and
+    faster (0.46 ms against 0.84 ms on a 351x347 window).
+    """
+    n = k // 2 + 1
+    first = cv2.blur(image, (n, n), anchor=(n // 2, n // 2), borderType=cv2.BORDER_REPLICATE)
+    return cv2.blur(first, (n, n), anchor=((n - 1) // 2, (n - 1) // 2), borderType=cv2.BORDER_REPLICATE)
+
+
 class BlurRedactor(Redactor):
     style = Style.blur
 
     def hide(self, window, face_size, *, pixel=1.0, black=0):
         coarse = _coarse(window, face_size, cv2.INTER_LINEAR, BLUR_SAMPLES_PER_FACE, pixel)
         k = int(max(face_size, MIN_FACE_PX * pixel) / 3) | 1
-        return cv2.stackBlur(coarse, (k, k))
+        return stack_blur(coarse, k)
 
 
 class PixelateRedactor(Redactor):
