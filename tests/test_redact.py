@@ -76,3 +76,26 @@ def test_solid_is_black_inside_and_whole_frame_fallback():
     whole = frame.copy()
     redact_whole(whole)
     assert changed(frame, whole).mean() > 0.95
+
+
+def test_stack_blur_is_the_same_on_any_number_of_threads():
+    """cv2.stackBlur (OpenCV 5.0) differs at its thread stripes; ours must not, and must stay a stack blur."""
+    import cv2
+
+    from blurcli.redact.styles import stack_blur
+
+    image = cv2.resize(make_frame(120, 160, seed=3), (351, 347), interpolation=cv2.INTER_LINEAR)
+    threads = cv2.getNumThreads()
+    try:
+        results = []
+        for n in (1, 2, 4):
+            cv2.setNumThreads(n)
+            results.append(stack_blur(image, 51))
+        cv2.setNumThreads(1)
+        reference = cv2.stackBlur(image, (51, 51)).astype(int)
+    finally:
+        cv2.setNumThreads(threads)
+    assert all(np.array_equal(results[0], r) for r in results[1:])
+    inner = np.abs(results[0].astype(int) - reference)[30:-30, 30:-30]
+    assert inner.max() <= 1
+    assert np.array_equal(stack_blur(image, 1), image)
