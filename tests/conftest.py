@@ -24,8 +24,9 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_gallery(tmp_path, monkeypatch):
-    """Never touch the user's real gallery from a test."""
+    """Never touch the user's real gallery (or resume state) from a test."""
     monkeypatch.setenv("BLURCLI_GALLERY", str(tmp_path / "gallery-default.json"))
+    monkeypatch.setenv("BLURCLI_STATE_DIR", str(tmp_path / "state"))
 
 
 @pytest.fixture(autouse=True)

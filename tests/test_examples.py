@@ -232,7 +232,7 @@ def test_readme_starts_with_the_two_setup_commands():
     text = README.read_text(encoding="utf-8")
     first_block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
     commands = [re.sub(r"\s+#.*$", "", line).strip() for line in first_block.splitlines() if line.strip()]
-    install = 'python3 -m pip install -e ".[dev]" -c constraints.txt'
+    install = 'python3 -m pip install -e ".[dev,ray]" -c constraints.txt'
     assert commands == [install, "python3 -m pytest"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert install in ci and "python3 -m pytest" in ci
@@ -240,7 +240,7 @@ def test_readme_starts_with_the_two_setup_commands():
     pins = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
     assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line) for line in pins), pins
     names = {line.split("==")[0].lower().replace("_", "-") for line in pins}
-    assert {"rich", "typer", "av", "opencv-python", "numpy", "pytest"} <= names
+    assert {"rich", "typer", "av", "opencv-python", "numpy", "pytest", "ray"} <= names
 
 
 def test_readme_option_reference_matches_the_cli():

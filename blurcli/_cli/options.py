@@ -27,3 +27,18 @@ MAX_PIXELS = typer.Option(
     DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse images larger than this (decompression bombs)."
 )
 OptionalPath = Optional[Path]
+JOBS = typer.Option(
+    None, "--jobs", "-j", min=1, metavar="N",
+    help="Files at once (a folder), each in its own process with its own models. Default: one per 2 cores "
+    "(one file keeps about 2 cores busy); with --ray, one per 2 CPUs of the cluster.",
+)
+RAY = typer.Option(
+    None, "--ray", metavar="ADDRESS",
+    help="Run a folder's files on a Ray cluster whose nodes see the same files (pip install 'blurcli[ray]'); "
+    "auto: the cluster RAY_ADDRESS or 'ray start' points at.",
+)
+FORCE = typer.Option(
+    False, "--force",
+    help="Redo every file of a folder; by default a file whose output and kept report (OUT/.blurcli) show the "
+    "same input and settings is skipped, so an interrupted run picks up where it stopped.",
+)

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from ..errors import PartialFailure
+from ..pipeline.batch import check_jobs
 from ..pipeline.photo import PhotoSettings, redact_photos
 from ..preview import preview_photos
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
 from .common import console, progress_bar, reporting
-from .reports import check_report_path, print_failures, write_json_report
+from .reports import check_report_path, print_failures, print_skipped, write_json_report
 
 
 @app.command()
@@ -36,6 +38,9 @@ def photo(
         False, "--preview",
         help="Write OUT as a side-by-side preview (original with boxes: green kept, red hidden | result) instead.",
     ),
+    jobs: Optional[int] = options.JOBS,
+    ray: Optional[str] = options.RAY,
+    force: bool = options.FORCE,
 ) -> None:
     """Hide every face in photos except enrolled people. EXIF orientation is honoured; GPS is removed."""
     with reporting():
@@ -56,13 +61,22 @@ def photo(
                 progress.update(task, advance=1, description=escape(Path(file_report.input).name))
 
             try:
-                (preview_photos if preview else redact_photos)(src, dst, settings, on_start=lambda n: progress.update(task, total=n), on_file=on_file)
-            except PartialFailure:
+                if preview:
+                    reports[:] = preview_photos(src, dst, settings, on_start=lambda n: progress.update(task, total=n), on_file=on_file)
+                else:
+                    reports[:] = redact_photos(
+                        src, dst, settings, on_start=lambda n: progress.update(task, total=n), on_file=on_file,
+                        jobs=check_jobs(jobs, ray), ray_address=ray, force=force,
+                    )
+            except PartialFailure as exc:
+                reports[:] = exc.reports  # in input order, as on success
+                print_skipped(reports)
                 print_failures([(r.input, r.error) for r in reports if r.error], len(reports), root=src if src.is_dir() else None)
                 raise
             finally:
                 if report is not None and reports:
                     write_json_report(report, [r.to_dict() for r in reports])
+        print_skipped(reports)
         hidden = sum(f.action == "hidden" for r in reports for f in r.faces)
         kept = sum(f.action == "kept" for r in reports for f in r.faces)
         console.print(f"{len(reports)} image(s): {hidden} face(s) hidden, {kept} kept")

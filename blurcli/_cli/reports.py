@@ -107,3 +107,15 @@ def _without_path(problem: str, name: str) -> str:
         if problem.startswith(prefix):
             return problem[len(prefix):]
     return problem
+
+
+def print_skipped(reports: list) -> None:
+    """One line for the files an earlier run had already done (resume), so that a user knows why
+    they were quick and how to redo them."""
+    skipped = sum(bool(getattr(r, "skipped", False)) for r in reports)
+    if skipped:
+        console.print(
+            f"{skipped} of {len(reports)} file(s) were already done with the same input and settings "
+            "and were skipped (--force redoes them)",
+            markup=False,
+        )

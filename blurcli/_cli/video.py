@@ -3,20 +3,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.markup import escape
 from rich.text import Text
 
 from ..errors import PartialFailure, UsageError
 from ..media.codec import ENCODERS
 from ..media.video_io import X264_PRESETS
+from ..pipeline.batch import check_jobs
 from ..pipeline.video import VideoSettings, redact_videos
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
 from .common import console, progress_bar, reporting
-from .reports import check_report_path, print_failures, write_json_report
+from .progress import FilesProgress
+from .reports import check_report_path, print_failures, print_skipped, write_json_report
 
 
 class _FpsColumn(ProgressColumn):
@@ -75,6 +77,9 @@ def video(
         help="Write OUT as a side-by-side clip of the first SECONDS (original with boxes | result) "
         "to check the options; for checking only, it shows the faces.",
     ),
+    jobs: Optional[int] = options.JOBS,
+    ray: Optional[str] = options.RAY,
+    force: bool = options.FORCE,
 ) -> None:
     """Hide every face in videos except enrolled people; audio, timestamps and rotation are kept."""
     with reporting():
@@ -97,51 +102,39 @@ def video(
         with progress_bar(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _FpsColumn(), TimeRemainingColumn()
         ) as progress:
-            state = {"task": None, "stage": None, "file": ""}
-
-            def on_start(files: list[Path]) -> None:
-                if len(files) > 1:
-                    state["files"] = progress.add_task("videos", total=len(files))
-
-            def on_begin(path: Path) -> None:
-                state["file"] = path.name
-
-            def on_frame(stage: str, done: int, total: int | None) -> None:
-                if stage != state["stage"]:
-                    if state["task"] is not None:
-                        progress.remove_task(state["task"])
-                    state["stage"] = stage
-                    state["task"] = progress.add_task(f"{stage} {escape(state['file'])}", total=total)
-                progress.update(state["task"], completed=done, total=total)
+            display = FilesProgress(progress, "videos")
 
             def on_file(file_report) -> None:
                 reports.append(file_report)
-                if state["task"] is not None:
-                    progress.remove_task(state["task"])
-                state["task"] = state["stage"] = None
-                if "files" in state:
-                    progress.update(state["files"], advance=1)
+                display.file(file_report)
 
             if preview:
                 from ..preview import video_preview
 
-                on_begin(Path(src))
-                on_file(video_preview(src, dst, settings, seconds=preview, progress=on_frame))
+                display.begin(Path(src))
+                on_file(video_preview(
+                    src, dst, settings, seconds=preview,
+                    progress=lambda stage, done, total: display.frames(Path(src), stage, done, total),
+                ))
                 console.print(f"preview of the first {preview:g} s written to {dst}", markup=False)
                 return
             try:
-                redact_videos(
-                    src, dst, settings, on_start=on_start, on_begin=on_begin, on_file=on_file, progress=on_frame
+                reports[:] = redact_videos(
+                    src, dst, settings, on_start=lambda files: display.start(len(files)), on_begin=display.begin,
+                    on_file=on_file, progress=display.frames, jobs=check_jobs(jobs, ray), ray_address=ray, force=force,
                 )
-            except PartialFailure:
+            except PartialFailure as exc:
+                reports[:] = exc.reports  # in input order, as on success
+                print_skipped(reports)
                 print_failures([(r.input, r.error) for r in reports if r.error], len(reports), root=src)
                 raise
             finally:
                 if report is not None and reports:
                     dicts = [r.to_dict() for r in reports]
                     write_json_report(report, dicts[0] if src.is_file() else dicts)
+        print_skipped(reports)
         for r in reports:
-            if not r.error:
+            if not r.error and not r.skipped:
                 console.print(
                     f"{r.output}: {r.frames} frames, {r.hidden} face track(s) hidden, {r.kept} kept", markup=False
                 )

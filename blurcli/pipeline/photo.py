@@ -4,18 +4,18 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
-from ..errors import BlurcliError, PartialFailure
+from ..errors import PartialFailure
 from ..faces import Faces
 from ..identity.policy import sample_faces, votes_for
 from ..media.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_picture, output_format, write_picture
 from ..redact import redact
 from ..settings import DetectSettings, IdentitySettings, RedactSettings
-from ..secrets import mask_secrets
-from .paths import Job, ensure_parent, plan_jobs
+from . import known_fields
+from .paths import ensure_parent, plan_jobs
 
 log = logging.getLogger("blurcli.photo")
 
@@ -40,6 +40,7 @@ class FaceRecord:
     identity: str | None
     distance: float | None
     action: str  # "kept" or "hidden"
+    decided_by: str = "tool"  # "tool", or "plan" when an edited report decided
 
 
 @dataclass
@@ -50,9 +51,18 @@ class FileReport:
     height: int | None = None
     faces: list[FaceRecord] = field(default_factory=list)
     error: str | None = None
+    skipped: bool = False  # done by an earlier run with the same input and settings (resume)
+    audit: dict | None = None  # see blurcli.audit
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FileReport":
+        """The report ``to_dict`` wrote (keys it does not know are ignored)."""
+        data = known_fields(cls, data)
+        data["faces"] = [FaceRecord(**known_fields(FaceRecord, f)) for f in data.get("faces", [])]
+        return cls(**data)
 
     @classmethod
     def of(cls, src: Path, dst: Path, image: np.ndarray, faces: Faces, actions: list[str]) -> "FileReport":
@@ -156,46 +166,43 @@ def redact_photos(
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[FileReport], None] | None = None,
     make_redactor: Callable[[PhotoSettings], "PhotoRedactor"] | None = None,
+    jobs: int = 1,
+    ray_address: str | None = None,
+    force: bool = False,
 ) -> list[FileReport]:
     """Redact one photo, or every photo under a folder (mirrored under ``dst``).
 
     In folder mode a bad file is reported and skipped; a PartialFailure is raised at the end
-    (after every other file was written) when any file failed.
+    (after every other file was written) when any file failed. A photo already done by an
+    earlier run with the same input and settings is skipped (``force`` redoes it), see
+    :mod:`blurcli.pipeline.resume`.
 
     Args:
         on_start: called once with the number of files.
         on_file: called after each file with its report (``error`` set when it failed).
         make_redactor: builds the object whose ``redact_file(src, dst)`` writes each output
-            (default :class:`PhotoRedactor`; previews plug in their own).
+            (default :class:`PhotoRedactor`; previews plug in their own, run here, never resumed).
+        jobs: photos at once (processes), see :mod:`blurcli.pipeline.batch`.
+        ray_address: run on this Ray cluster instead.
 
     Raises:
         BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
     """
-    jobs, folder_mode = plan_jobs(Path(src), Path(dst), IMAGE_SUFFIXES, "image")
+    from .batch import Events, WorkerSpec, run_tasks, tasks_for
+
+    jobs_list, folder_mode = plan_jobs(Path(src), Path(dst), IMAGE_SUFFIXES, "image")
     if not folder_mode:
-        output_format(jobs[0].dst)
-    redactor = (make_redactor or PhotoRedactor)(settings)
+        output_format(jobs_list[0].dst)
+    preview = make_redactor is not None
+    spec = WorkerSpec(make_redactor or PhotoRedactor, settings, FileReport, audit=not preview)
+    tasks = tasks_for([(job.src, job.dst) for job in jobs_list], Path(dst), folder_mode=folder_mode and not preview, force=force)
     if on_start:
-        on_start(len(jobs))
-    reports = _run_jobs(redactor, jobs, folder_mode, on_file)
+        on_start(len(tasks))
+    reports = run_tasks(
+        tasks, spec, folder_mode=folder_mode, jobs=1 if preview else jobs,
+        ray_address=None if preview else ray_address, events=Events(file=on_file),
+    )
     failed = [r for r in reports if r.error]
     if failed:
         raise PartialFailure(f"{len(failed)} of {len(reports)} files failed; the others were written", reports)
-    return reports
-
-
-def _run_jobs(redactor: PhotoRedactor, jobs: Iterable[Job], folder_mode: bool, on_file) -> list[FileReport]:
-    reports = []
-    for job in jobs:
-        try:
-            report = redactor.redact_file(job.src, job.dst)
-        except BlurcliError as exc:
-            if not folder_mode:
-                raise
-            message = mask_secrets(str(exc))
-            log.warning("skipped %s", message if str(job.src) in message else f"{job.src}: {message}")
-            report = FileReport(str(job.src), str(job.dst), error=message)
-        reports.append(report)
-        if on_file:
-            on_file(report)
     return reports

@@ -27,15 +27,15 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import BlurcliError, InputError, PartialFailure, UsageError
+from ..errors import InputError, PartialFailure, UsageError
 from ..faces import Faces
 from ..redact import redact_frame
-from ..secrets import mask_secrets
 from ..settings import DetectSettings, IdentitySettings, RedactSettings
 from ..identity.policy import IdentityVotes, sample_faces, votes_for
 from ..track import CutDetector, DetectionCadence, FaceTracker
 from ..track.motion import CameraMotion, shift_boxes
 from ..track.plan import MaskPlan, TrackLog, track_boxes
+from . import known_fields
 from .paths import check_not_input, ensure_parent
 
 log = logging.getLogger("blurcli.video")
@@ -99,6 +99,7 @@ class TrackReport:
     samples: list[dict]
     identity: str | None
     action: str
+    decided_by: str = "tool"  # "tool", or "plan" when an edited report decided
 
 
 @dataclass
@@ -120,9 +121,18 @@ class VideoReport:
     tracks: list[TrackReport] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    skipped: bool = False  # done by an earlier run with the same input and settings (resume)
+    audit: dict | None = None  # see blurcli.audit
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "VideoReport":
+        """The report ``to_dict`` wrote (keys it does not know are ignored)."""
+        data = known_fields(cls, data)
+        data["tracks"] = [TrackReport(**known_fields(TrackReport, t)) for t in data.get("tracks", [])]
+        return cls(**data)
 
     @property
     def hidden(self) -> int:
@@ -601,52 +611,51 @@ def redact_videos(
     on_start: Callable[[list[Path]], None] | None = None,
     on_begin: Callable[[Path], None] | None = None,
     on_file: Callable[[VideoReport], None] | None = None,
-    progress: Progress | None = None,
+    progress: Callable[[Path, str, int, "int | None"], None] | None = None,
+    jobs: int = 1,
+    ray_address: str | None = None,
+    force: bool = False,
 ) -> list[VideoReport]:
     """Redact one video, or every video under a folder (mirrored under ``dst``, same relative names).
 
     In folder mode a bad file is reported and skipped, and PartialFailure is raised at the end
-    when any file failed; Ctrl-C stops at once (the current output is not left behind).
+    when any file failed; Ctrl-C stops at once (the current outputs are not left behind). A video
+    already done by an earlier run with the same input and settings is skipped (``force`` redoes
+    it), see :mod:`blurcli.pipeline.resume`.
 
     Args:
         on_start: called once with the input files, before the models load.
-        on_begin: called with each input file before its first pass.
+        on_begin: called with each input file as a worker starts it.
         on_file: called after each file with its report (``error`` set when it failed).
-        progress: called after every frame of each pass of each file.
+        progress: ``progress(src, stage, done, total)`` as each pass goes through a file's frames.
+        jobs: videos at once (processes), see :mod:`blurcli.pipeline.batch`.
+        ray_address: run on this Ray cluster instead.
 
     Raises:
         BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
     """
     from ..media.video_io import VIDEO_EXTENSIONS
 
+    from .batch import Events, WorkerSpec, run_tasks, tasks_for
     from .paths import plan_jobs
 
-    jobs, folder_mode = plan_jobs(Path(src), Path(dst), VIDEO_EXTENSIONS, "video")
+    jobs_list, folder_mode = plan_jobs(Path(src), Path(dst), VIDEO_EXTENSIONS, "video")
     if on_start:
-        on_start([job.src for job in jobs])
-    sources = {job.src.resolve() for job in jobs}
+        on_start([job.src for job in jobs_list])
+    sources = {job.src.resolve() for job in jobs_list}
     outputs = []
-    for job in jobs:
+    for job in jobs_list:
         out = _output_for(job.dst, set(outputs)) if folder_mode else job.dst
         if out.resolve() in sources:
             raise UsageError(f"output {out} (for {job.src}) is also an input; blurcli never overwrites an input")
         outputs.append(out)
-    redactor = VideoRedactor(settings)
-    reports = []
-    for job, out in zip(jobs, outputs):
-        if on_begin:
-            on_begin(job.src)
-        try:
-            report = redactor.redact_file(job.src, out, progress)
-        except BlurcliError as exc:
-            if not folder_mode:
-                raise
-            log.warning("skipped %s: %s", job.src, exc)
-            report = VideoReport(str(job.src), str(out), error=mask_secrets(str(exc)))
-        reports.append(report)
-        if on_file:
-            on_file(report)
+    tasks = tasks_for([(job.src, out) for job, out in zip(jobs_list, outputs)], Path(dst), folder_mode=folder_mode, force=force)
+    spec = WorkerSpec(VideoRedactor, settings, VideoReport, frames=True)
+    reports = run_tasks(
+        tasks, spec, folder_mode=folder_mode, jobs=jobs, ray_address=ray_address,
+        events=Events(begin=on_begin, frames=progress, file=on_file),
+    )
     failed = [r for r in reports if r.error]
     if failed:
-        raise PartialFailure(f"{len(failed)} of {len(reports)} videos failed; the others were written")
+        raise PartialFailure(f"{len(failed)} of {len(reports)} videos failed; the others were written", reports)
     return reports

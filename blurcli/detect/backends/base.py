@@ -10,11 +10,14 @@ import numpy as np
 
 
 def cpu_count() -> int:
-    """Cores this process may run on (respects CPU affinity and container limits)."""
+    """Cores this process may run on (respects CPU affinity and container limits, and the share a
+    batch worker was given in ``BLURCLI_THREADS``, see :mod:`blurcli.pipeline.batch`)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    share = os.environ.get("BLURCLI_THREADS", "")
+    return min(cores, int(share)) if share.isdigit() and int(share) > 0 else cores
 
 
 class Backend(ABC):
