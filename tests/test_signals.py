@@ -8,6 +8,7 @@ previous output and the gallery byte-for-byte as before, and no temporary file a
 """
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -299,3 +300,21 @@ def test_enroll_killed_while_saving_keeps_the_gallery_and_the_next_save_cleans_u
     again.save()
     assert leftovers(gallery.parent) == []
     assert [p.name for p in Gallery.open(gallery).people()] == ["someone", "other"]
+
+
+def test_a_signal_while_a_temp_file_is_created_is_acted_on_once_it_is_owned(tmp_path, monkeypatch):
+    """Ctrl-C right after the temp file exists but before its name is kept: still removed."""
+    from blurcli.media import atomic
+
+    real = atomic.temp_path_beside
+
+    def create_then_signal(target):
+        path = real(target)
+        os.kill(os.getpid(), signal.SIGINT)
+        return path
+
+    monkeypatch.setattr(atomic, "temp_path_beside", create_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_output(tmp_path / "out.jpg"):
+            pytest.fail("the body must not run once a signal came")
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
+import threading
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -45,6 +47,36 @@ def _umask() -> int:
     return umask
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the few statements inside, then act on them as usual.
+
+    Creating a temp file and recording its name are two steps; a signal between them (the CLI
+    turns both into KeyboardInterrupt) would leave a file nobody deletes. The test that signals
+    a folder run as soon as an output appears hit exactly that moment, when the next file's temp
+    (or its kept report's) was being created. Only the main thread can swap handlers; elsewhere
+    this does nothing (signals are handled in the main thread anyway).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in caught[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
+
+
 def publish(tmp: Path, target: Path, mode: int | None = None) -> None:
     """Give the finished temp file its permissions (``mode``, else the umask's default), fsync it
     and rename it to ``target``."""
@@ -63,13 +95,16 @@ def atomic_output(target: Path, mode: int | None = None) -> Iterator[Path]:
         mode: file permissions to set before the rename (e.g. 0o600), or None for the umask default.
     """
     target = Path(target)
-    tmp = temp_path_beside(target)
+    tmp = None
     try:
+        with signals_deferred():  # Ctrl-C between creating the file and owning it would leak it
+            tmp = temp_path_beside(target)
         yield tmp
         publish(tmp, target, mode)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
 
 

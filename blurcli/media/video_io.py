@@ -37,7 +37,7 @@ import numpy as np
 
 from blurcli.errors import InputError, OutputError, UsageError
 from blurcli.media._audio import AudioInterleaver
-from blurcli.media.atomic import publish, temp_path_beside
+from blurcli.media.atomic import publish, signals_deferred, temp_path_beside
 from blurcli.media._containers import (
     OUTPUT_FORMATS,
     VIDEO_EXTENSIONS,
@@ -458,8 +458,9 @@ class VideoWriter:
             raise UsageError(f"{self.dst}: output is the input file; refusing to overwrite it")
         if self.dst.is_dir():
             raise OutputError(f"{self.dst}: is a directory")
-        self._tmp = self._create_temp()
-        self._finalizer = weakref.finalize(self, _unlink, self._tmp)
+        with signals_deferred():  # the temp file is owned (and removed on any exit) from its creation on
+            self._tmp = self._create_temp()
+            self._finalizer = weakref.finalize(self, _unlink, self._tmp)
         self._done = False
         self._frames = 0
         self._last_pts: int | None = None
