@@ -110,9 +110,9 @@ def expected(settings, *, src: Path, identity: bool, yunet: bool = False) -> dic
     }
 
 
-def record(settings, *, src: Path, dst: Path, identity: bool, yunet: bool = False) -> dict:
-    """The audit record of one written output."""
-    return expected(settings, src=src, identity=identity, yunet=yunet) | {"output_sha256": sha256_file(dst)}
+def with_output(expected_record: dict, dst: Path) -> dict:
+    """The audit record of a written output: ``expected_record`` (:func:`expected`) and the output's sha256."""
+    return expected_record | {"output_sha256": sha256_file(dst)}
 
 
 def same_work(old: dict | None, new: dict) -> bool:

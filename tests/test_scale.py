@@ -309,3 +309,24 @@ def test_unknown_ray_cluster_is_one_clear_error(archive, tmp_path):
     assert outcome.code == 2
     assert "cannot connect to the Ray cluster" in outcome.stderr
     assert not (tmp_path / "out").exists() or outputs(tmp_path / "out") == {}
+
+
+def test_enrolling_someone_is_other_work(tmp_path):
+    """The audit compares the gallery's content, so a rerun after `blurcli enroll` redoes every file."""
+    from dataclasses import replace
+
+    from blurcli import audit
+    from blurcli.pipeline.video import VideoSettings
+    from blurcli.settings import IdentitySettings
+
+    src = tmp_path / "in.mp4"
+    src.write_bytes(b"not decoded here")
+    settings = VideoSettings(identity=IdentitySettings(gallery=tmp_path / "gallery.json"))
+    before = audit.expected(settings, src=src, identity=False)
+    (tmp_path / "gallery.json").write_text('{"people": {}}')
+    after = audit.expected(settings, src=src, identity=False)
+    assert not audit.same_work(before, after)
+    assert audit.same_work(after, audit.expected(replace(settings, threads=3), src=src, identity=False))
+    assert not audit.same_work(after, audit.expected(replace(settings, crf=23), src=src, identity=False))
+    assert set(audit.expected(settings, src=src, identity=True)["models"]) == {
+        "centerface", "dlib_face_encoder", "dlib_landmarks_5"}

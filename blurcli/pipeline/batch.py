@@ -116,20 +116,22 @@ class Worker:
             os.environ[THREADS_ENV] = str(spec.threads)
         self.redactor = spec.factory(spec.settings)
 
-    @property
-    def _identity(self) -> bool:
+    def _expected(self, src: Path) -> dict:
+        """The audit record of this worker's work on ``src``: dlib's models count when someone is
+        enrolled, YuNet's when it runs."""
         matcher = getattr(self.redactor, "matcher", None)
-        return matcher is not None and not matcher.empty
-
-    def _yunet(self) -> bool:
         detect = getattr(self.spec.settings, "detect", None)
-        return bool(getattr(detect, "yunet", False))
+        return audit.expected(
+            self.spec.settings, src=src, identity=matcher is not None and not matcher.empty,
+            yunet=bool(getattr(detect, "yunet", False)),
+        )
 
     def run(self, task: Task, progress: Callable | None = None):
         """Do one file (or find it done); errors are raised."""
         spec = self.spec
+        expected = None
         if spec.audit and task.previous is not None:
-            expected = audit.expected(spec.settings, src=task.src, identity=self._identity, yunet=self._yunet())
+            expected = self._expected(task.src)
             if resume.finished(task.previous, task.dst, expected):
                 report = spec.report_type.from_dict(task.previous)
                 report.input, report.output, report.skipped = str(task.src), str(task.dst), True
@@ -141,8 +143,7 @@ class Worker:
             report = self.redactor.redact_file(task.src, task.dst)
         report.__dict__.pop("plan", None)  # harness-only attribute, large: not sent between processes
         if spec.audit:
-            report.audit = audit.record(spec.settings, src=task.src, dst=task.dst, identity=self._identity,
-                                        yunet=self._yunet())
+            report.audit = audit.with_output(expected or self._expected(task.src), task.dst)
         return report
 
     def run_safely(self, task: Task, progress: Callable | None = None):
