@@ -198,13 +198,14 @@ def run_tasks(
         folder_mode: a failed file is a failure report (else its error is raised, file mode).
         jobs: files at once (processes, or Ray actors with ``ray_address``; 0 there = one per
             :data:`CORES_PER_FILE` of the cluster's CPUs).
-        ray_address: a Ray cluster (``auto``: the one the environment points at).
+        ray_address: a Ray cluster (``auto``: the one the environment points at), for folders;
+            a single file is done in this process.
 
     Raises:
         BlurcliError: file mode errors; UsageError when Ray is asked for but not installed.
     """
     events = _keeping_reports(tasks, events or Events())
-    if ray_address is not None:
+    if ray_address is not None and folder_mode:  # one file is done here: its errors keep their exit codes
         from .ray_engine import run_on_ray
 
         return run_on_ray(tasks, spec, address=ray_address, actors=jobs, events=events)

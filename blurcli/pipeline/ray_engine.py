@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import BlurcliError, UsageError
 from ..media.atomic import remove_stale_parts
-from .batch import CORES_PER_FILE, MAX_ATTEMPTS, Events, Task, Worker, WorkerSpec, _died, _Throttled
+from .batch import CORES_PER_FILE, Events, Task, Worker, WorkerSpec, _died, _Throttled
 
 log = logging.getLogger("blurcli.ray")
 
