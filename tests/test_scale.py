@@ -330,3 +330,19 @@ def test_enrolling_someone_is_other_work(tmp_path):
     assert not audit.same_work(after, audit.expected(replace(settings, crf=23), src=src, identity=False))
     assert set(audit.expected(settings, src=src, identity=True)["models"]) == {
         "centerface", "dlib_face_encoder", "dlib_landmarks_5"}
+
+
+@pytest.mark.parametrize("engine", ["jobs", "ray"])
+def test_a_bad_file_is_a_row_in_the_failure_table_whatever_runs_it(engine, archive, tmp_path, request):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(archive / "c.mkv", src / "good.mkv")
+    (src / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    extra = ["--jobs", "2"] if engine == "jobs" else ["--ray", request.getfixturevalue("ray_cluster")]
+    outcome = run_blurcli("video", src, tmp_path / "out", *extra, "--report", tmp_path / "r.json", cwd=tmp_path,
+                          timeout=300)
+    assert outcome.code == 9, outcome.stderr
+    assert "1 of 2 files failed" in outcome.stderr and "bad.mp4" in outcome.stderr
+    assert video_pts(tmp_path / "out" / "good.mkv") == video_pts(src / "good.mkv")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [bool(r["error"]) for r in report] == [True, False]  # input order: bad.mp4, good.mkv
