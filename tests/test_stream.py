@@ -564,3 +564,31 @@ def test_a_frame_hidden_whole_keeps_no_detail(data_dir):
     h, w = image.shape[:2]
     for region in ([w // 4, h // 4, w // 2, h // 2], [w // 3, h // 3, 60, 60], [10, 10, 30, 30]):
         assert abs(region_correlation(data_dir, image, hidden, region)) < 0.2
+
+
+def test_a_source_that_fails_mid_stream_keeps_the_recording_whole(tmp_path, monkeypatch, caplog):
+    """The phone drops, the camera is unplugged: the run ends with the error, the recording stays."""
+    from blurcli.errors import InputError
+    from blurcli.live import capture as capture_module
+
+    real = capture_module.Capture._video
+
+    def fail_after_60(self, frame, last_end):
+        if self.captured >= 60:
+            raise InputError("the source went away")
+        return real(self, frame, last_end)
+
+    monkeypatch.setattr(capture_module.Capture, "_video", fail_after_60)
+    clip = write_flash_beep_clip(tmp_path / "clip.mp4", seconds=5.0)
+    out = tmp_path / "live.flv"
+    settings = StreamSettings(SourceSpec(str(clip)), output=out, fps=30, delay=0.2)
+    with pytest.raises(InputError, match="went away"):
+        LiveStream(settings, privacy=_privacy(SquareFinder())).run()
+    assert not list(tmp_path.glob(".live.*"))
+    packets, frames, audio, _, codecs = read_back(out)  # plays to its end
+    assert codecs == ("h264", "aac", 48000, 2)
+    assert len(frames) == len(packets) >= 30 and packets[0][1]
+    assert any("closed and kept" in r.getMessage() for r in caplog.records)
+    for image in frames[5:-5:10]:
+        if image.mean() <= 200:
+            assert np.abs(image[40:60, 50:70].astype(float) - 127).mean() < 40, "square not blurred"

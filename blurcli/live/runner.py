@@ -242,8 +242,13 @@ class LiveStream:
             raise
         finally:
             self.stop_event.set()
-            parts.sink.finish(abort=failed)
+            # A recording is never thrown away: it holds only pictures already hidden, so whatever
+            # ends the run, it is closed properly and kept. A network send is simply dropped.
+            recording = parts.sink.path is not None
+            parts.sink.finish(abort=failed and not recording)
             self._join(parts.sink, timeout=None if not failed else 15.0)
+            if failed and recording and parts.sink.error is None and parts.sink.path.exists():
+                log.warning("the recording %s was closed and kept (%d frames)", parts.sink.path, self.stats.sent)
             for thread in parts.threads:
                 if thread is not parts.sink:
                     self._join(thread, timeout=5.0)

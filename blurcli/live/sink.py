@@ -229,7 +229,8 @@ class Sink(threading.Thread):
             self._cond.notify()
 
     def finish(self, abort: bool = False) -> None:
-        """Send what is queued, flush and close (``abort``: drop the queue and delete a recording)."""
+        """Send what is queued, flush and close (``abort``: drop the queue, and a recording with it;
+        the runner never aborts a recording)."""
         with self._cond:
             self._finishing = True
             self._abort = abort
