@@ -30,6 +30,7 @@ def photos(data_dir):
         "obama2": identity / "obama" / "obama2.jpg",
         "obama3": identity / "obama" / "obama3.jpg",
         "two_people": identity / "mixed" / "two_people.jpg",
+        "biden": identity / "biden" / "biden.jpg",
         "dogs": data_dir / "detect" / "negatives" / "dlib_dogs.jpg",
     }
 
@@ -119,3 +120,65 @@ def test_empty_gallery_listing_and_unknown_forget(tmp_path):
     result = blurcli("forget", "ann", "--gallery", gallery, "--yes")
     assert result.exit_code == 6 and "'ann' is not enrolled" in flat(result.output) and "nobody" in result.output
     assert not gallery.exists()
+
+
+# -- enrolment from a short video ---------------------------------------------------------------
+
+
+def _clip_of(path, pictures, frames_each=8):
+    """A 25 fps 480x360 clip showing each picture (scaled to fit, letterboxed) for ``frames_each`` frames."""
+    import cv2
+    import numpy as np
+
+    from tests.media_factory import make_clip
+
+    def fit(path):
+        image = cv2.imread(str(path))
+        scale = min(480 / image.shape[1], 360 / image.shape[0])
+        small = cv2.resize(image, (int(image.shape[1] * scale) // 2 * 2, int(image.shape[0] * scale) // 2 * 2),
+                           interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((360, 480, 3), np.uint8)
+        y, x = (360 - small.shape[0]) // 2, (480 - small.shape[1]) // 2
+        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+        return canvas
+
+    images = [fit(p) for p in pictures]
+    return make_clip(path, frames=len(images) * frames_each, size=(480, 360),
+                     image_fn=lambda i: images[i // frames_each])
+
+
+def test_enroll_from_a_video_takes_varied_frames_and_then_recognises_the_person(tmp_path, photos):
+    """The clip turns from one pose (obama1) to another (obama2, 0.46 apart: one of them alone would
+    not keep the other at 0.45): samples of both are kept, so the full-size photos of both poses
+    stay sharp, and someone else does not."""
+    from blurcli.identity.enroll import enroll
+
+    obama1 = photos["obama"].with_name("obama1.jpg")
+    clip = _clip_of(tmp_path / "selfie.mp4", [obama1, photos["obama2"]], frames_each=20)
+    gallery_file = tmp_path / "g.json"
+    result = blurcli("enroll", clip, "--name", "obama", "--gallery", gallery_file)
+    assert result.exit_code == 0, result.output
+    assert "from video frames" in flat(result.output)
+    encodings = Gallery.open(gallery_file).encodings("obama")
+    assert 2 <= len(encodings) <= 8
+    taken = enroll([clip], name="again", gallery_path=tmp_path / "g2.json").photos
+    assert {p.at_s < 0.8 for p in taken} == {True, False}  # frames of both poses
+    from blurcli.pipeline.photo import PhotoRedactor, PhotoSettings
+    from blurcli.settings import IdentitySettings
+
+    redactor = PhotoRedactor(PhotoSettings(identity=IdentitySettings(gallery=gallery_file)))
+    for photo, action in ((obama1, "kept"), (photos["obama2"], "kept"), (photos["biden"], "hidden")):
+        report = redactor.redact_file(photo, tmp_path / f"out-{photo.name}")
+        assert [f.action for f in report.faces] == [action], photo
+
+
+def test_a_video_with_two_people_is_refused_and_nothing_is_saved(tmp_path, photos):
+    gallery_file = tmp_path / "g.json"
+    together = _clip_of(tmp_path / "together.mp4", [photos["obama"], photos["two_people"]])
+    result = blurcli("enroll", together, "--name", "obama", "--gallery", gallery_file)
+    assert result.exit_code == 5 and "faces found" in flat(result.output), result.output
+    assert not gallery_file.exists()
+    by_turns = _clip_of(tmp_path / "turns.mp4", [photos["obama"], photos["obama3"], photos["biden"]])
+    result = blurcli("enroll", by_turns, "--name", "obama", "--gallery", gallery_file)
+    assert result.exit_code == 5 and "not the person in the rest of the video" in flat(result.output), result.output
+    assert not gallery_file.exists()

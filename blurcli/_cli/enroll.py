@@ -18,7 +18,8 @@ from .common import console, reporting
 @app.command()
 def enroll(
     photos: List[Path] = typer.Argument(
-        ..., metavar="PHOTO", help="Photos of one person, one face each. Several photos make a stronger match."
+        ..., metavar="PHOTO", help="Photos of one person, one face each, or a short video of them alone (a selfie "
+        "clip turning the head: up to 8 varied frames are taken). Several make a stronger match."
     ),
     name: Optional[str] = typer.Option(
         None, "--name", "-n", help="Who this is (default: the first photo's file name: me.jpg -> me). "
@@ -34,8 +35,11 @@ def enroll(
             result = enroll_photos(photos, name=name, gallery_path=gallery, largest=largest, max_pixels=max_pixels)
     person = result.person
     what = "enrolled" if result.created else "added to"
+    from_videos = sum(p.at_s is not None for p in result.photos)
+    taken = f"{len(result.photos)} photo(s)" if not from_videos else (
+        f"{len(result.photos)} sample(s) ({from_videos} from video frames)")
     console.print(
-        f"{what} {person.name!r}: {len(result.photos)} photo(s), {person.samples} sample(s) in total "
+        f"{what} {person.name!r}: {taken}, {person.samples} sample(s) in total "
         f"(gallery: {result.gallery})",
         markup=False, soft_wrap=True,
     )

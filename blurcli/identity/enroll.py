@@ -1,4 +1,6 @@
-"""Learn a person from photos: exactly one clear face per photo, or the photo is refused.
+"""Learn a person from photos (or short videos): exactly one clear face per photo, or it is refused.
+
+A video gives several samples, chosen by :mod:`blurcli.identity.video_samples` under the same rules.
 
 Which face is being enrolled must never be a guess (face_recognition's CLI silently keeps the
 first of several faces): a wrong face enrolled is a stranger kept sharp. The rules:
@@ -27,6 +29,7 @@ from ..settings import DEFAULT_TOLERANCE
 from .encoder import FaceEncoder
 from .gallery import Gallery, Person, check_name
 from .matcher import Matcher
+from .video_samples import is_video, video_samples
 
 log = logging.getLogger("blurcli.enroll")
 
@@ -59,6 +62,7 @@ class EnrolledPhoto:
     box: tuple[float, float, float, float]
     face_px: int
     ignored_faces: int
+    at_s: float | None = None  # the frame's time, for a sample taken from a video
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def enroll(
     """Add one person's face from each photo to the gallery.
 
     Args:
-        photos: one or more photo files of the same person.
+        photos: one or more photo (or short video) files of the same person.
         name: who they are; default the first photo's file name without extension (me.jpg -> "me").
             An existing name gets the new samples added.
         gallery_path: the gallery file (None: ``$BLURCLI_GALLERY`` or the user data folder).
@@ -125,6 +129,17 @@ def enroll(
     encodings: list[np.ndarray] = []
     refusals: list[str] = []
     for path in paths:
+        if is_video(path):
+            try:
+                frames, found = video_samples(path, detector=detector, encoder=encoder, largest=largest)
+            except EnrolmentError as exc:
+                refusals.append(str(exc))
+                continue
+            for (at, box, face_px, ignored), encoding in zip(frames, found):
+                accepted.append(EnrolledPhoto(path, box, face_px, ignored, at))
+                encodings.append(encoding)
+            log.info("%s: %d sample(s) from frames at %s s", path, len(frames), ", ".join(f"{f[0]:g}" for f in frames))
+            continue
         image = read_image(path) if max_pixels is None else read_image(path, max_pixels=max_pixels)
         faces = detector.detect(image, upscale_small=False)  # enrolment needs no tiny faces
         try:

@@ -1,0 +1,93 @@
+"""Enrolment samples from a short video of one person: varied good frames, or a refusal.
+
+A selfie clip shows the face front, turned, near and far; a few of those frames make a stronger
+reference than one photo. The rules are those of a photo (:func:`blurcli.identity.enroll.choose_face`)
+applied to frames sampled every :data:`STEP_S`, plus one for videos: every usable frame must show
+the same person (within :data:`~blurcli.identity.enroll.UNLIKE_DISTANCE` of the clip's medoid), so
+a clip where someone else appears alone, or a second person in any sampled frame, is refused as a
+whole. Of the usable frames, :data:`MAX_SAMPLES` are kept by farthest-point selection in encoding
+space: the clearest face first, then each time the frame least like those already taken, which
+picks the turned and the far faces rather than ten copies of the same pose.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EnrolmentError
+
+#: Seconds between the frames looked at.
+STEP_S = 0.25
+#: Longest stretch of a video read for enrolment (a selfie clip is a few seconds).
+MAX_SECONDS = 60.0
+#: Samples kept from one video.
+MAX_SAMPLES = 8
+
+
+def video_samples(path: Path, *, detector, encoder, largest: bool = False, seconds: float | None = None):
+    """(frames, encodings) to enrol from ``path``: each frame as (time s, box, face px, ignored faces).
+
+    Raises:
+        InputError: the video cannot be read.
+        EnrolmentError: no usable face in any frame, two people in a frame, or two people across frames.
+    """
+    from ..media.video_io import VideoReader
+    from .enroll import UNLIKE_DISTANCE, choose_face
+
+    limit = min(seconds or MAX_SECONDS, MAX_SECONDS)
+    found: list[tuple[float, tuple, int, int, float]] = []
+    encodings: list[np.ndarray] = []
+    refusals: list[str] = []
+    with VideoReader(path) as reader:
+        fps = float(reader.info.average_rate or 30)
+        step = max(1, int(round(STEP_S * fps)))
+        for index, frame in enumerate(reader):
+            at = index / fps
+            if at > limit:
+                break
+            if index % step:
+                continue
+            image = frame.image
+            faces = detector.detect(image, upscale_small=False)
+            try:
+                main, ignored = choose_face(faces, largest=largest)
+            except EnrolmentError as exc:
+                if "faces found" in str(exc):  # a second person: never a guess which one to enrol
+                    raise EnrolmentError(f"{path}: at {at:.1f} s {exc}") from None
+                refusals.append(str(exc))
+                continue
+            encoding = encoder.encode(image, faces.xyxy[main : main + 1])[0]
+            if not np.isfinite(encoding).all():
+                continue
+            box = tuple(round(float(v), 1) for v in faces.xyxy[main])
+            found.append((round(at, 2), box, int(round(float(faces.height[main]))), ignored,
+                          float(faces.score[main]) * float(faces.height[main])))
+            encodings.append(encoding)
+    if not found:
+        reason = refusals[0] if refusals else "it holds no video frames"
+        raise EnrolmentError(f"{path}: no frame could be enrolled ({reason})")
+    stack = np.stack(encodings)
+    distances = np.linalg.norm(stack[:, None] - stack[None], axis=2)
+    medoid = int(np.argmin(distances.sum(axis=1)))
+    strangers = np.flatnonzero(distances[medoid] > UNLIKE_DISTANCE)
+    if len(strangers):
+        at = found[int(strangers[0])][0]
+        raise EnrolmentError(
+            f"{path}: the face at {at:.1f} s is not the person in the rest of the video (distance "
+            f"{distances[medoid, strangers[0]]:.2f}); use a video of this person alone"
+        )
+    chosen = [int(np.argmax([f[4] for f in found]))]
+    while len(chosen) < min(MAX_SAMPLES, len(found)):
+        nearest = distances[:, chosen].min(axis=1)
+        nearest[chosen] = -1.0
+        chosen.append(int(np.argmax(nearest)))
+    chosen.sort()
+    return [found[i][:4] for i in chosen], stack[chosen]
+
+
+def is_video(path: Path) -> bool:
+    from ..media.video_io import VIDEO_EXTENSIONS
+
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
