@@ -72,14 +72,15 @@ def settings_record(settings) -> dict:
     """The settings dataclass as the JSON a report holds, with the gallery's sha256 beside its path
     (enrolling someone changes what is kept, so it changes the work)."""
     record = _plain(settings)
-    gallery = _gallery_path(settings)
+    gallery = gallery_path(settings)
     if gallery is not None:
         record["identity"]["gallery"] = str(gallery)
         record["identity"]["gallery_sha256"] = sha256_file(gallery) if gallery.is_file() else None
     return record
 
 
-def _gallery_path(settings) -> Path | None:
+def gallery_path(settings) -> Path | None:
+    """The gallery file ``settings`` use (its default resolved), or None for settings without identity."""
     identity = getattr(settings, "identity", None)
     if identity is None:
         return None

@@ -47,6 +47,10 @@ SAME_FACE_OVERLAP = 0.5
 UNLIKE_DISTANCE = 0.6
 
 
+class SeveralFaces(EnrolmentError):
+    """A picture shows more than one person (which one to enrol is never a guess)."""
+
+
 @dataclass(frozen=True)
 class EnrolledPhoto:
     """One accepted photo.
@@ -206,7 +210,7 @@ def choose_face(faces: Faces, *, largest: bool = False) -> tuple[int, int]:
     others = [i for i in range(len(faces)) if i != main and not _same_face(faces.xyxy[main], faces.xyxy[i])]
     competing = [i for i in others if heights[i] >= BACKGROUND_RATIO * height]
     if competing and not largest:
-        raise EnrolmentError(
+        raise SeveralFaces(
             f"{len(competing) + 1} faces found; use a photo of this person alone, "
             "or pass --largest to enrol the largest face"
         )

@@ -33,11 +33,12 @@ def video_samples(path: Path, *, detector, encoder, largest: bool = False, secon
         EnrolmentError: no usable face in any frame, two people in a frame, or two people across frames.
     """
     from ..media.video_io import VideoReader
-    from .enroll import UNLIKE_DISTANCE, choose_face
+    from .enroll import UNLIKE_DISTANCE, SeveralFaces, choose_face
 
     limit = min(seconds or MAX_SECONDS, MAX_SECONDS)
-    found: list[tuple[float, tuple, int, int, float]] = []
+    found: list[tuple[float, tuple, int, int]] = []
     encodings: list[np.ndarray] = []
+    clarity: list[float] = []  # score x height: the first sample is the clearest, nearest face
     refusals: list[str] = []
     with VideoReader(path) as reader:
         fps = float(reader.info.average_rate or 30)
@@ -52,18 +53,18 @@ def video_samples(path: Path, *, detector, encoder, largest: bool = False, secon
             faces = detector.detect(image, upscale_small=False)
             try:
                 main, ignored = choose_face(faces, largest=largest)
-            except EnrolmentError as exc:
-                if "faces found" in str(exc):  # a second person: never a guess which one to enrol
-                    raise EnrolmentError(f"{path}: at {at:.1f} s {exc}") from None
+            except SeveralFaces as exc:  # a second person: the whole video is refused
+                raise EnrolmentError(f"{path}: at {at:.1f} s {exc}") from None
+            except EnrolmentError as exc:  # no usable face in this frame: the next one may have it
                 refusals.append(str(exc))
                 continue
             encoding = encoder.encode(image, faces.xyxy[main : main + 1])[0]
             if not np.isfinite(encoding).all():
                 continue
             box = tuple(round(float(v), 1) for v in faces.xyxy[main])
-            found.append((round(at, 2), box, int(round(float(faces.height[main]))), ignored,
-                          float(faces.score[main]) * float(faces.height[main])))
+            found.append((round(at, 2), box, int(round(float(faces.height[main]))), ignored))
             encodings.append(encoding)
+            clarity.append(float(faces.score[main]) * float(faces.height[main]))
     if not found:
         reason = refusals[0] if refusals else "it holds no video frames"
         raise EnrolmentError(f"{path}: no frame could be enrolled ({reason})")
@@ -77,13 +78,13 @@ def video_samples(path: Path, *, detector, encoder, largest: bool = False, secon
             f"{path}: the face at {at:.1f} s is not the person in the rest of the video (distance "
             f"{distances[medoid, strangers[0]]:.2f}); use a video of this person alone"
         )
-    chosen = [int(np.argmax([f[4] for f in found]))]
+    chosen = [int(np.argmax(clarity))]
     while len(chosen) < min(MAX_SAMPLES, len(found)):
         nearest = distances[:, chosen].min(axis=1)
         nearest[chosen] = -1.0
         chosen.append(int(np.argmax(nearest)))
     chosen.sort()
-    return [found[i][:4] for i in chosen], stack[chosen]
+    return [found[i] for i in chosen], stack[chosen]
 
 
 def is_video(path: Path) -> bool:

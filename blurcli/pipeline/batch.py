@@ -182,6 +182,15 @@ class Events:
         if self.file:
             self.file(report)
 
+    def on_message(self, item: tuple, tasks: dict) -> None:
+        """A worker's ``("begin", index)`` or ``("frames", index, stage, done, total)`` (see
+        :class:`_Throttled`), ``tasks`` mapping indexes to the tasks as the user named them."""
+        if item[0] == "begin":
+            self.on_begin(tasks[item[1]].src)
+        elif item[0] == "frames":
+            _, index, stage, done, total = item
+            self.on_frames(tasks[index].src, stage, done, total)
+
 
 def run_tasks(
     tasks: list[Task],
@@ -376,12 +385,10 @@ def _drain(queue, by_index: dict, begun: set, events: Events) -> None:
             return
         if isinstance(item, logging.LogRecord):
             logging.getLogger(item.name).handle(item)
-        elif item[0] == "begin":
+            continue
+        if item[0] == "begin":
             begun.add(item[1])
-            events.on_begin(by_index[item[1]].src)
-        elif item[0] == "frames":
-            _, index, stage, done, total = item
-            events.on_frames(by_index[index].src, stage, done, total)
+        events.on_message(item, by_index)
 
 
 def _stop_pool(pool) -> None:

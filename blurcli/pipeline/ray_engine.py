@@ -15,11 +15,11 @@ import logging
 import os
 import signal
 import socket
-import queue as queue_module
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
+from ..audit import gallery_path
 from ..errors import BlurcliError, UsageError
 from ..media.atomic import remove_stale_parts
 from .batch import CORES_PER_FILE, Events, Task, Worker, WorkerSpec, _died, _Throttled
@@ -66,13 +66,10 @@ def _absolute(task: Task) -> Task:
 
 def _resolve_gallery(settings):
     """The gallery as this machine's absolute path: a node's own default gallery is not the user's."""
-    identity = getattr(settings, "identity", None)
-    if identity is None:
+    gallery = gallery_path(settings)
+    if gallery is None:
         return settings
-    from ..identity.gallery import default_path
-
-    gallery = Path(identity.gallery).expanduser() if identity.gallery is not None else default_path()
-    return replace(settings, identity=replace(identity, gallery=Path(os.path.abspath(gallery))))
+    return replace(settings, identity=replace(settings.identity, gallery=Path(os.path.abspath(gallery))))
 
 
 def connect(address: str):
@@ -145,6 +142,7 @@ def run_on_ray(tasks: list[Task], spec: WorkerSpec, *, address: str, actors: int
     running: dict = {}
     reports: dict[int, object] = {}
     attempts = {task.index: 0 for task in tasks}
+    finished = False
     try:
         while todo or running:
             while todo and idle:
@@ -173,16 +171,14 @@ def run_on_ray(tasks: list[Task], spec: WorkerSpec, *, address: str, actors: int
                 events.on_file(report)
                 idle.append(actor)
         _drain(progress, originals, events)
-    except BaseException:
-        for actor in everyone:  # killed at once: what they were writing is removed below
-            ray.kill(actor, no_restart=True)
-        for _, task in running.values():
-            remove_stale_parts(task.dst)
-        raise
+        finished = True
     finally:
-        for actor in everyone:
+        for actor in everyone:  # at once, also on Ctrl-C: what they were writing is removed next
             ray.kill(actor, no_restart=True)
         ray.kill(progress.actor, no_restart=True)
+        if not finished:
+            for _, task in running.values():
+                remove_stale_parts(task.dst)
     return [reports[task.index] for task in tasks]
 
 
@@ -190,10 +186,6 @@ def _drain(progress, originals: dict, events: Events) -> None:
     while True:
         try:
             item = progress.get_nowait()
-        except (queue_module.Empty, Exception):
+        except Exception:  # ray.util.queue.Empty, or the queue actor gone at shutdown
             return
-        if item[0] == "begin":
-            events.on_begin(originals[item[1]].src)
-        elif item[0] == "frames":
-            _, index, stage, done, total = item
-            events.on_frames(originals[index].src, stage, done, total)
+        events.on_message(item, originals)
