@@ -89,19 +89,25 @@ def gallery_path(settings) -> Path | None:
     return Path(identity.gallery).expanduser() if identity.gallery is not None else default_path()
 
 
-def expected(settings, *, src: Path, identity: bool, yunet: bool = False) -> dict:
+def input_digest(src: Path) -> str:
+    """sha256 of an input file; an unreadable one is an InputError naming it."""
+    try:
+        return sha256_file(src)
+    except OSError as exc:
+        from .errors import InputError
+
+        raise InputError(f"{src}: cannot read it ({exc.strerror or exc})") from None
+
+
+def expected(settings, *, src: Path, identity: bool, yunet: bool = False, digest: str | None = None) -> dict:
     """The audit record of the work ``settings`` would do on ``src``, before any output exists.
 
     Args:
         identity: someone is enrolled (dlib's models take part).
         yunet: the second detector runs.
+        digest: ``src``'s sha256 when the caller has it already.
     """
-    try:
-        digest = sha256_file(src)
-    except OSError as exc:
-        from .errors import InputError
-
-        raise InputError(f"{src}: cannot read it ({exc.strerror or exc})") from None
+    digest = digest or input_digest(src)
     return {
         "blurcli_version": __version__,
         "input_sha256": digest,

@@ -21,6 +21,7 @@ _SHORT_HELP = {
     "photo": "Hide faces in a photo or a folder of photos.",
     "video": "Hide faces in a video or a folder of videos (audio kept).",
     "stream": "Stream a camera, file or URL live with faces hidden.",
+    "review": "Check and edit every decision on a page before publishing.",
 }
 _OPTION_HELP = {
     "install_completion": "Install tab completion for your shell.",
@@ -105,7 +106,7 @@ def _register() -> None:
     """Import the command modules; each adds its commands to ``app``."""
     import importlib
 
-    for name in ("enroll", "photo", "video", "stream"):
+    for name in ("enroll", "photo", "video", "review", "stream"):
         try:
             importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:  # a command still being written

@@ -138,3 +138,19 @@ def reporting() -> Iterator[None]:
         threading.excepthook = previous_hook
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, previous)
+
+
+def load_plan(path, preview):
+    """``--plan``'s file loaded (None without one); a preview decides, so it takes no plan.
+
+    Raises:
+        UsageError: the plan cannot be read, or ``--preview`` was asked for too.
+    """
+    if path is None:
+        return None
+    from ..errors import UsageError
+    from ..review.plan import Plan
+
+    if preview:
+        raise UsageError("--plan renders a reviewed plan and --preview shows the tool's own decisions; use one")
+    return Plan.load(path)

@@ -39,6 +39,11 @@ RAY = typer.Option(
 )
 FORCE = typer.Option(
     False, "--force",
-    help="Redo every file of a folder; by default a file whose output and kept report (OUT/.blurcli) show the "
-    "same input and settings is skipped, so an interrupted run picks up where it stopped.",
+    help="Redo every file of a folder; by default a file whose output and kept report show the same input and "
+    "settings is skipped, so an interrupted run picks up where it stopped.",
+)
+PLAN = typer.Option(
+    None, "--plan", metavar="REPORT.json", dir_okay=False,
+    help="Render exactly the actions of this report (from 'blurcli review', its page, or --report, edited or not): "
+    "nothing is detected or decided again. A plan made for another file is refused.",
 )

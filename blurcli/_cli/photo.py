@@ -15,7 +15,7 @@ from ..pipeline.photo import PhotoSettings, redact_photos
 from ..preview import preview_photos
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
-from .common import console, progress_bar, reporting
+from .common import console, load_plan, progress_bar, reporting
 from .reports import check_report_path, print_failures, print_skipped, write_json_report
 
 
@@ -38,13 +38,15 @@ def photo(
         False, "--preview",
         help="Write OUT as a side-by-side preview (original with boxes: green kept, red hidden | result) instead.",
     ),
+    plan: options.OptionalPath = options.PLAN,
     jobs: Optional[int] = options.JOBS,
     ray: Optional[str] = options.RAY,
     force: bool = options.FORCE,
 ) -> None:
     """Hide every face in photos except enrolled people. EXIF orientation is honoured; GPS is removed."""
     with reporting():
-        check_report_path(report, src, dst)
+        check_report_path(report, src, dst, *([plan] if plan else []))
+        loaded_plan = load_plan(plan, preview)
         settings = PhotoSettings(
             detect=replace(DetectSettings(), threshold=threshold, sideways=sideways),
             redact=replace(RedactSettings(), style=style),
@@ -67,6 +69,7 @@ def photo(
                     reports[:] = redact_photos(
                         src, dst, settings, on_start=lambda n: progress.update(task, total=n), on_file=on_file,
                         jobs=check_jobs(jobs, ray), ray_address=ray, force=force,
+                        plan=loaded_plan,
                     )
             except PartialFailure as exc:
                 reports[:] = exc.reports  # in input order, as on success

@@ -16,7 +16,7 @@ from ..pipeline.batch import check_jobs
 from ..pipeline.video import VideoSettings, redact_videos
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
-from .common import console, progress_bar, reporting
+from .common import console, load_plan, progress_bar, reporting
 from .progress import FilesProgress
 from .reports import check_report_path, print_failures, print_skipped, write_json_report
 
@@ -77,13 +77,15 @@ def video(
         help="Write OUT as a side-by-side clip of the first SECONDS (original with boxes | result) "
         "to check the options; for checking only, it shows the faces.",
     ),
+    plan: options.OptionalPath = options.PLAN,
     jobs: Optional[int] = options.JOBS,
     ray: Optional[str] = options.RAY,
     force: bool = options.FORCE,
 ) -> None:
     """Hide every face in videos except enrolled people; audio, timestamps and rotation are kept."""
     with reporting():
-        check_report_path(report, src, dst)
+        check_report_path(report, src, dst, *([plan] if plan else []))
+        loaded_plan = load_plan(plan, preview)
         if preset not in X264_PRESETS:
             raise UsageError(f"unknown --preset {preset!r}; use one of {', '.join(X264_PRESETS)}")
         if codec not in ("auto", *ENCODERS):
@@ -122,6 +124,7 @@ def video(
                 reports[:] = redact_videos(
                     src, dst, settings, on_start=lambda files: display.start(len(files)), on_begin=display.begin,
                     on_file=on_file, progress=display.frames, jobs=check_jobs(jobs, ray), ray_address=ray, force=force,
+                    plan=loaded_plan,
                 )
             except PartialFailure as exc:
                 reports[:] = exc.reports  # in input order, as on success

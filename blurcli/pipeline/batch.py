@@ -118,7 +118,10 @@ class Worker:
 
     def _expected(self, src: Path) -> dict:
         """The audit record of this worker's work on ``src``: dlib's models count when someone is
-        enrolled, YuNet's when it runs."""
+        enrolled, YuNet's when it runs; a redactor that decides otherwise (a plan) makes its own."""
+        own = getattr(self.redactor, "audit_record", None)
+        if own is not None:
+            return own(src)
         matcher = getattr(self.redactor, "matcher", None)
         detect = getattr(self.spec.settings, "detect", None)
         return audit.expected(

@@ -50,6 +50,7 @@ class FileReport:
     width: int | None = None
     height: int | None = None
     faces: list[FaceRecord] = field(default_factory=list)
+    regions: list[dict] = field(default_factory=list)  # boxes a reviewer added, see blurcli.review.plan
     error: str | None = None
     skipped: bool = False  # done by an earlier run with the same input and settings (resume)
     audit: dict | None = None  # see blurcli.audit
@@ -169,6 +170,7 @@ def redact_photos(
     jobs: int = 1,
     ray_address: str | None = None,
     force: bool = False,
+    plan=None,
 ) -> list[FileReport]:
     """Redact one photo, or every photo under a folder (mirrored under ``dst``).
 
@@ -184,6 +186,7 @@ def redact_photos(
             (default :class:`PhotoRedactor`; previews plug in their own, run here, never resumed).
         jobs: photos at once (processes), see :mod:`blurcli.pipeline.batch`.
         ray_address: run on this Ray cluster instead.
+        plan: a :class:`~blurcli.review.plan.Plan`: render its actions instead of deciding (``--plan``).
 
     Raises:
         BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
@@ -194,6 +197,12 @@ def redact_photos(
     if not folder_mode:
         output_format(jobs_list[0].dst)
     preview = make_redactor is not None
+    if plan is not None:
+        import functools
+
+        from ..review.plan import PhotoPlanRenderer
+
+        make_redactor = functools.partial(PhotoPlanRenderer, plan=plan)
     spec = WorkerSpec(make_redactor or PhotoRedactor, settings, FileReport, audit=not preview)
     tasks = tasks_for([(job.src, job.dst) for job in jobs_list], Path(dst), folder_mode=folder_mode and not preview, force=force)
     if on_start:

@@ -108,17 +108,21 @@ class VideoReport:
 
     ``detected_frames`` counts the frames the detector ran on, ``full_size_detections`` those of
     them it saw at the full detection size (the others at the cheap 640 px copy, see
-    :class:`Analyser`)."""
+    :class:`Analyser`). ``camera`` holds the camera's pan per frame, so that an edited report
+    (``--plan``) interpolates and pads each track in scene coordinates exactly as this run did."""
 
     input: str
     output: str
     width: int = 0
     height: int = 0
     frames: int = 0
+    fps: float = 0.0
     detected_frames: int = 0
     full_size_detections: int = 0
     cuts: list[int] = field(default_factory=list)
     tracks: list[TrackReport] = field(default_factory=list)
+    regions: list[dict] = field(default_factory=list)  # boxes a reviewer added, see blurcli.review.plan
+    camera: list[list[float]] = field(default_factory=list)  # scene -> frame offset [dx, dy] of every frame
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     skipped: bool = False  # done by an earlier run with the same input and settings (resume)
@@ -367,103 +371,73 @@ def _to_frame(boxes: np.ndarray, frames, offsets: np.ndarray | None) -> np.ndarr
     return shift_boxes(boxes, offsets[np.asarray(frames, np.intp)])
 
 
-class VideoRedactor:
-    """Loads the models once and redacts any number of videos with them.
+def mask_plan(
+    analysis: Analysis, actions: dict[int, str], *, pad_s: float
+) -> tuple[MaskPlan, dict[int, tuple[int, int] | None]]:
+    """The boxes of every frame from each track's action, the one rule of the tool's run and of a plan's.
+
+    A hidden track is covered from ``pad_s`` before its first to ``pad_s`` after its last detection
+    (never across a cut), interpolated and padded in scene coordinates; a kept track's own boxes
+    are marked kept, so that no neighbour's mask reaches into them.
 
     Args:
-        settings: what to detect, keep and write.
-        detector, matcher, encoder: injected stand-ins (tests); by default the real detector,
-            the gallery's matcher and, when someone is enrolled, the face encoder.
+        analysis: the tracks (scene coordinates), cuts, frame count, fps and camera offsets.
+        actions: "hidden" or "kept" per track id of ``analysis.logs``.
+
+    Returns:
+        The mask plan, and per track the (first, last) frame it is hidden in, or None when kept.
     """
+    pad = max(1, int(round(pad_s * analysis.fps)))
+    shot_ends = sorted(analysis.cuts) + [analysis.frames]
+    plan = MaskPlan()
+    hidden: dict[int, tuple[int, int] | None] = {}
+    for track_id in sorted(analysis.logs):
+        track = analysis.logs[track_id]
+        shot_end = next((end for end in shot_ends if end > track.shot_start), analysis.frames)
+        if actions[track_id] == "hidden":
+            frames, boxes = track_boxes(track, pad=pad, shot_end=shot_end)
+            plan.add(frames, _to_frame(boxes, frames, analysis.offsets))
+            hidden[track_id] = (int(frames[0]), int(frames[-1]))
+        else:
+            frames, boxes = track_boxes(track, pad=0, shot_end=shot_end)
+            plan.add_kept(frames, _to_frame(boxes, frames, analysis.offsets))
+            hidden[track_id] = None
+    return plan, hidden
 
-    def __init__(self, settings: VideoSettings = VideoSettings(), *, detector=None, matcher=None, encoder=None):
+
+def camera_record(offsets: np.ndarray | None) -> list[list[float]]:
+    """The camera offsets of a report: [dx, dy] per frame to 0.01 px (empty when none were measured)."""
+    if offsets is None:
+        return []
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(offsets).reshape(-1, 2)]
+
+
+class MaskWriter:
+    """Pass 2 alone: hide a mask plan's boxes in every frame and write the file. It needs the
+    settings and no model, so that a plan (an edited report, :mod:`blurcli.review.plan`) is
+    rendered by the same code as the tool's own decisions."""
+
+    def __init__(self, settings: VideoSettings = VideoSettings()):
         self.settings = settings
-        if detector is None:
-            from ..detect import load_detector
 
-            detector = load_detector(settings.detect)
-        if matcher is None:
-            from ..identity.gallery import Gallery
-
-            matcher = Gallery.open(settings.identity.gallery).matcher(settings.identity.tolerance)
-        if encoder is None and not matcher.empty:
-            from ..identity.encoder import FaceEncoder
-
-            encoder = FaceEncoder()
-        self.detector = detector
-        self.matcher = matcher
-        self.encoder = encoder
-
-    # -- pass 1 -------------------------------------------------------------------------------
-
-    def analyse(self, src: Path, progress: Progress | None = None, *, seconds: float | None = None) -> Analysis:
-        """Pass 1: detect, track and sample identities over the whole file (or its first ``seconds``).
+    def check_output(self, src: Path, dst: Path) -> None:
+        """Fail before any work on an output that could not be written: the input itself, an unknown
+        container, or encoder settings out of range.
 
         Raises:
-            InputError: the file cannot be opened or a frame cannot be decoded.
+            UsageError: what is wrong, in one line.
         """
-        from ..media.video_io import VideoReader
+        from ..media.codec import ENCODERS
+        from ..media.video_io import X264_PRESETS, output_format
 
-        with contextlib.ExitStack() as stack:
-            reader = stack.enter_context(VideoReader(src, threads=self.settings.threads))
-            info = reader.info
-            fps = float(info.average_rate) if info.average_rate else 30.0
-            analyser = Analyser(self, fps=fps, info=info)
-            decoded = reader if seconds is None else first_frames(reader, seconds, fps)
-            total = info.frame_count if seconds is None else None
-            frames = stack.enter_context(contextlib.closing(_prefetch(decoded, queue_depth(reader.info))))
-            for index, frame in enumerate(frames):
-                analyser.step(index, frame.image)
-                if progress:
-                    progress("analysing", index + 1, total)
-        if analyser.frames == 0:
-            raise InputError(f"{src}: holds no video frames")
-        return analyser.result()
-
-    # -- between the passes -------------------------------------------------------------------
-
-    def plan(self, analysis: Analysis) -> tuple[MaskPlan, list[TrackReport]]:
-        """Decide every track and build the per-frame boxes of the tracks to hide."""
-        pad = max(1, int(round(self.settings.pad_s * analysis.fps)))
-        shot_ends = sorted(analysis.cuts) + [analysis.frames]
-        plan = MaskPlan()
-        reports = []
-        for track_id in sorted(analysis.logs):
-            track = analysis.logs[track_id]
-            identity = analysis.votes.decision(track_id)
-            shot_end = next(end for end in shot_ends if end > track.shot_start)
-            hidden_from = hidden_to = None
-            if identity is None:
-                frames, boxes = track_boxes(track, pad=pad, shot_end=shot_end)
-                plan.add(frames, _to_frame(boxes, frames, analysis.offsets))
-                hidden_from, hidden_to = int(frames[0]), int(frames[-1])
-            else:
-                frames, boxes = track_boxes(track, pad=0, shot_end=shot_end)
-                plan.add_kept(frames, _to_frame(boxes, frames, analysis.offsets))
-            reports.append(
-                TrackReport(
-                    track_id=track_id,
-                    first_frame=track.first,
-                    last_frame=track.last,
-                    hidden_from=hidden_from,
-                    hidden_to=hidden_to,
-                    boxes=[
-                        [f, *(round(float(v), 1) for v in box), round(s, 3)]
-                        for f, box, s in zip(
-                            track.frames, _to_frame(np.asarray(track.boxes), track.frames, analysis.offsets), track.scores
-                        )
-                    ],
-                    samples=[
-                        {"frame": s.frame, "name": s.name, "distance": round(s.distance, 3)}
-                        for s in analysis.votes.samples(track_id)
-                    ],
-                    identity=identity,
-                    action="kept" if identity is not None else "hidden",
-                )
-            )
-        return plan, reports
-
-    # -- pass 2 -------------------------------------------------------------------------------
+        check_not_input(src, dst)
+        output_format(dst)  # an unknown extension fails now, not after pass 1
+        if not 0 <= self.settings.crf <= 51:
+            raise UsageError(f"crf must be between 0 and 51, got {self.settings.crf}")
+        if self.settings.preset not in X264_PRESETS:
+            raise UsageError(f"unknown x264 preset {self.settings.preset!r}; use one of {', '.join(X264_PRESETS)}")
+        if self.settings.codec is not None and self.settings.codec not in ENCODERS:
+            raise UsageError(f"unknown codec {self.settings.codec!r}; use one of {', '.join(ENCODERS)}")
 
     def write(self, src: Path, dst: Path, plan: MaskPlan, frames: int, progress: Progress | None = None) -> None:
         """Pass 2: hide the planned boxes in every frame and write the output (audio copied).
@@ -519,6 +493,94 @@ class VideoRedactor:
                 redact_frame(frame, plan.boxes(index), self.settings.redact, keep=plan.kept(index))
                 yield frame, original
 
+
+class VideoRedactor(MaskWriter):
+    """Loads the models once and redacts any number of videos with them.
+
+    Args:
+        settings: what to detect, keep and write.
+        detector, matcher, encoder: injected stand-ins (tests); by default the real detector,
+            the gallery's matcher and, when someone is enrolled, the face encoder.
+    """
+
+    def __init__(self, settings: VideoSettings = VideoSettings(), *, detector=None, matcher=None, encoder=None):
+        super().__init__(settings)
+        if detector is None:
+            from ..detect import load_detector
+
+            detector = load_detector(settings.detect)
+        if matcher is None:
+            from ..identity.gallery import Gallery
+
+            matcher = Gallery.open(settings.identity.gallery).matcher(settings.identity.tolerance)
+        if encoder is None and not matcher.empty:
+            from ..identity.encoder import FaceEncoder
+
+            encoder = FaceEncoder()
+        self.detector = detector
+        self.matcher = matcher
+        self.encoder = encoder
+
+    # -- pass 1 -------------------------------------------------------------------------------
+
+    def analyse(self, src: Path, progress: Progress | None = None, *, seconds: float | None = None) -> Analysis:
+        """Pass 1: detect, track and sample identities over the whole file (or its first ``seconds``).
+
+        Raises:
+            InputError: the file cannot be opened or a frame cannot be decoded.
+        """
+        from ..media.video_io import VideoReader
+
+        with contextlib.ExitStack() as stack:
+            reader = stack.enter_context(VideoReader(src, threads=self.settings.threads))
+            info = reader.info
+            fps = float(info.average_rate) if info.average_rate else 30.0
+            analyser = Analyser(self, fps=fps, info=info)
+            decoded = reader if seconds is None else first_frames(reader, seconds, fps)
+            total = info.frame_count if seconds is None else None
+            frames = stack.enter_context(contextlib.closing(_prefetch(decoded, queue_depth(reader.info))))
+            for index, frame in enumerate(frames):
+                analyser.step(index, frame.image)
+                if progress:
+                    progress("analysing", index + 1, total)
+        if analyser.frames == 0:
+            raise InputError(f"{src}: holds no video frames")
+        return analyser.result()
+
+    # -- between the passes -------------------------------------------------------------------
+
+    def plan(self, analysis: Analysis) -> tuple[MaskPlan, list[TrackReport]]:
+        """Decide every track (the identity vote) and build the per-frame boxes of the tracks to hide."""
+        identities = {track_id: analysis.votes.decision(track_id) for track_id in analysis.logs}
+        actions = {track_id: "hidden" if name is None else "kept" for track_id, name in identities.items()}
+        plan, hidden = mask_plan(analysis, actions, pad_s=self.settings.pad_s)
+        reports = []
+        for track_id in sorted(analysis.logs):
+            track = analysis.logs[track_id]
+            hidden_from, hidden_to = hidden[track_id] or (None, None)
+            reports.append(
+                TrackReport(
+                    track_id=track_id,
+                    first_frame=track.first,
+                    last_frame=track.last,
+                    hidden_from=hidden_from,
+                    hidden_to=hidden_to,
+                    boxes=[
+                        [f, *(round(float(v), 1) for v in box), round(s, 3)]
+                        for f, box, s in zip(
+                            track.frames, _to_frame(np.asarray(track.boxes), track.frames, analysis.offsets), track.scores
+                        )
+                    ],
+                    samples=[
+                        {"frame": s.frame, "name": s.name, "distance": round(s.distance, 3)}
+                        for s in analysis.votes.samples(track_id)
+                    ],
+                    identity=identities[track_id],
+                    action=actions[track_id],
+                )
+            )
+        return plan, reports
+
     def redact_file(self, src: Path, dst: Path, progress: Progress | None = None) -> VideoReport:
         """Redact one video into ``dst`` (written atomically; never over the input).
 
@@ -527,18 +589,8 @@ class VideoRedactor:
             InputError: the input cannot be read or decoded (nothing is written).
             OutputError: the output cannot be written (nothing is left under its name).
         """
-        from ..media.codec import ENCODERS
-        from ..media.video_io import X264_PRESETS, output_format
-
         src, dst = Path(src), Path(dst)
-        check_not_input(src, dst)
-        output_format(dst)  # an unknown extension fails now, not after pass 1
-        if not 0 <= self.settings.crf <= 51:
-            raise UsageError(f"crf must be between 0 and 51, got {self.settings.crf}")
-        if self.settings.preset not in X264_PRESETS:
-            raise UsageError(f"unknown x264 preset {self.settings.preset!r}; use one of {', '.join(X264_PRESETS)}")
-        if self.settings.codec is not None and self.settings.codec not in ENCODERS:
-            raise UsageError(f"unknown codec {self.settings.codec!r}; use one of {', '.join(ENCODERS)}")
+        self.check_output(src, dst)
         started = time.perf_counter()
         analysis = self.analyse(src, progress)
         analysed = time.perf_counter()
@@ -552,10 +604,12 @@ class VideoRedactor:
             width=analysis.info.width,
             height=analysis.info.height,
             frames=analysis.frames,
+            fps=round(analysis.fps, 6),
             detected_frames=analysis.detected_frames,
             full_size_detections=analysis.full_size_detections,
             cuts=analysis.cuts,
             tracks=tracks,
+            camera=camera_record(analysis.offsets),
             seconds={"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)},
         )
         report.plan = plan  # the boxes hidden in each frame (harnesses measure false masks); not in to_dict()
@@ -615,6 +669,7 @@ def redact_videos(
     jobs: int = 1,
     ray_address: str | None = None,
     force: bool = False,
+    plan=None,
 ) -> list[VideoReport]:
     """Redact one video, or every video under a folder (mirrored under ``dst``, same relative names).
 
@@ -630,10 +685,13 @@ def redact_videos(
         progress: ``progress(src, stage, done, total)`` as each pass goes through a file's frames.
         jobs: videos at once (processes), see :mod:`blurcli.pipeline.batch`.
         ray_address: run on this Ray cluster instead.
+        plan: a :class:`~blurcli.review.plan.Plan`: render its actions instead of deciding (``--plan``).
 
     Raises:
         BlurcliError: file mode errors as they happen; PartialFailure in folder mode.
     """
+    import functools
+
     from ..media.video_io import VIDEO_EXTENSIONS
 
     from .batch import Events, WorkerSpec, run_tasks, tasks_for
@@ -650,7 +708,13 @@ def redact_videos(
             raise UsageError(f"output {out} (for {job.src}) is also an input; blurcli never overwrites an input")
         outputs.append(out)
     tasks = tasks_for([(job.src, out) for job, out in zip(jobs_list, outputs)], Path(dst), folder_mode=folder_mode, force=force)
-    spec = WorkerSpec(VideoRedactor, settings, VideoReport, frames=True)
+    if plan is None:
+        factory = VideoRedactor
+    else:
+        from ..review.plan import VideoPlanRenderer
+
+        factory = functools.partial(VideoPlanRenderer, plan=plan)
+    spec = WorkerSpec(factory, settings, VideoReport, frames=True)
     reports = run_tasks(
         tasks, spec, folder_mode=folder_mode, jobs=jobs, ray_address=ray_address,
         events=Events(begin=on_begin, frames=progress, file=on_file),
