@@ -12,11 +12,15 @@ download, no shared test media. The bar chart is data, not media: the figures of
 - ``enrolled.png``: the astronaut enrolled from her photo; in a picture of her (mirrored and
   smaller, so not the same pixels) beside the cameraman, she stays sharp and he is hidden.
 - ``hidden_by_size.png``: share of faces hidden by face height, blurcli beside deface 1.5.0.
+- ``review.png``: ``blurcli review`` of a 3 s pan over the ``enrolled.png`` scene (the astronaut
+  enrolled), opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by
+  selenium), with a region drawn over the camera; skipped when they are not installed.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -95,6 +99,83 @@ def enrolled_image(detector) -> np.ndarray:
     return render_photo_preview(scene, faces, actions, [Style.blur], max_side=560)
 
 
+def _pan_clip(path: Path, frames: int = 60, fps: int = 20) -> Path:
+    """A slow pan over :func:`enrolled_scene`, 840x480 at 20 fps."""
+    import av
+
+    scene = enrolled_scene()
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 840, 480, "yuv420p"
+        for i in range(frames):
+            x = round(i * (scene.shape[1] - 840) / (frames - 1))
+            picture = np.ascontiguousarray(scene[16:496, x:x + 840])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def review_image() -> np.ndarray | None:
+    """The review page of a short clip, as a browser shows it (None without chromium/selenium)."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+    except ImportError:
+        return None
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not browser or not driver:
+        return None
+    from blurcli.detect import load_detector
+    from blurcli.identity import FaceEncoder
+    from blurcli.identity.enroll import enroll
+    from blurcli.pipeline.photo import PhotoSettings
+    from blurcli.pipeline.video import VideoSettings
+    from blurcli.review import review
+    from blurcli.settings import IdentitySettings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photo = tmp / "astronaut.png"
+        cv2.imwrite(str(photo), astronaut())
+        gallery = tmp / "gallery.json"
+        enroll([photo], gallery_path=gallery, detector=load_detector(), encoder=FaceEncoder(), name="astronaut")
+        identity = IdentitySettings(gallery=gallery)
+        clip = _pan_clip(tmp / "pan.mp4")
+        here = Path.cwd()
+        os.chdir(tmp)  # the page names the clip as the user gave it
+        try:
+            review(Path(clip.name), Path("review"), PhotoSettings(identity=identity), VideoSettings(identity=identity))
+        finally:
+            os.chdir(here)
+        options = webdriver.ChromeOptions()
+        options.binary_location = browser
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900",
+                    "--hide-scrollbars"):
+            options.add_argument(arg)
+        page = webdriver.Chrome(service=Service(driver), options=options)
+        try:
+            page.get((tmp / "review" / "index.html").as_uri())
+            canvas = page.find_element(By.CSS_SELECTOR, "canvas.overlay")
+            k = canvas.size["width"] / 840
+            # The camera's body, at the start of the pan.
+            x0, y0, x1, y1 = 262, 96, 336, 152
+            ActionChains(page).move_to_element_with_offset(
+                canvas, round(x0 * k - canvas.size["width"] / 2), round(y0 * k - canvas.size["height"] / 2)
+            ).click_and_hold().move_by_offset(round((x1 - x0) * k), round((y1 - y0) * k)).release().perform()
+            page.find_element(By.CSS_SELECTOR, "button.add-region").click()
+            png = page.get_screenshot_as_png()
+        finally:
+            page.quit()
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    return image[:760]
+
+
 def chart_image(quality: Path | None) -> np.ndarray:
     if quality is not None:
         summary = json.loads(quality.read_text())
@@ -119,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         ("hidden_by_size.png", chart_image(args.quality)),
     ):
         path = figures.write_png(args.out / name, image, max_colours=COLOURS)
+        print(f"{path}: {image.shape[1]}x{image.shape[0]}, {path.stat().st_size // 1024} KB")
+    image = review_image()
+    if image is None:
+        print("review.png skipped: it needs selenium, chromium and chromedriver", file=sys.stderr)
+    else:
+        path = figures.write_png(args.out / "review.png", image, max_colours=COLOURS)
         print(f"{path}: {image.shape[1]}x{image.shape[0]}, {path.stat().st_size // 1024} KB")
     return 0
 

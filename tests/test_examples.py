@@ -288,7 +288,7 @@ def test_readme_quick_start_works_as_written(tmp_path, astronaut, scene):
     commands = quick_start_commands()
     assert [c[:2] for c in commands] == [
         ["blurcli", "enroll"], ["blurcli", "photo"], ["blurcli", "photo"], ["blurcli", "photo"],
-        ["blurcli", "video"], ["blurcli", "stream"],
+        ["blurcli", "review"], ["blurcli", "video"], ["blurcli", "stream"],
     ]
     for command in commands:
         result = run([script, *command[1:]], tmp_path)
@@ -303,6 +303,8 @@ def test_readme_quick_start_works_as_written(tmp_path, astronaut, scene):
     street = cv2.imread(str(tmp_path / "holiday-blurred" / "day2" / "street.png"))
     assert detail_correlation(crop(street, CAMERA_FACE), crop(scene, CAMERA_FACE)) < 0.5
     assert cv2.imread(str(tmp_path / "party-preview.png")).shape[1] == 2 * 1024 + 6
+    reviewed = json.loads((tmp_path / "review" / "report.json").read_text())
+    assert [t["identity"] for t in reviewed["tracks"]] == ["me"] and (tmp_path / "review" / "index.html").is_file()
     with av.open(str(tmp_path / "clip-blurred.mp4")) as c:
         assert c.streams.video[0].frames == 15 and len(c.streams.audio) == 1
     with av.open(str(tmp_path / "live.flv")) as c:
@@ -319,7 +321,7 @@ def test_help_fits_one_screen_and_points_to_the_readme(tmp_path):
     lines = result.stdout.rstrip("\n").splitlines()
     assert len(lines) <= 23 and max(len(line) for line in lines) <= 80  # 24 rows with the next prompt
     assert "README.md" in result.stdout
-    for command in ("enroll", "faces", "forget", "photo", "video", "stream", "--install-completion", "--version"):
+    for command in ("enroll", "faces", "forget", "photo", "video", "review", "stream", "--install-completion", "--version"):
         assert command in result.stdout
 
 

@@ -316,3 +316,13 @@ def test_the_page_toggles_a_track_adds_a_moving_region_and_its_plan_renders(data
     decided = {t["track_id"]: (t["action"], t["decided_by"]) for t in done["tracks"]}
     assert decided == {biden["track_id"]: ("kept", "plan"), obama["track_id"]: ("hidden", "tool")}
     assert done["regions"][0]["decided_by"] == "plan" and done["audit"]["settings"]["plan"]["path"] == str(saved)
+
+
+def test_a_plan_is_neither_a_preview_nor_its_own_report(clip, reviewed, tmp_path):
+    plan = reviewed / "report.json"
+    before = plan.read_bytes()
+    preview = cli("video", clip, tmp_path / "p.mp4", "--plan", plan, "--preview", "1")
+    assert_clean_failure(preview, 2, r"--plan .* --preview")
+    same = cli("video", clip, tmp_path / "o.mp4", "--plan", plan, "--report", plan)
+    assert_clean_failure(same, 2, r"--report .* is also the input or output")
+    assert plan.read_bytes() == before and not list(tmp_path.iterdir())
