@@ -326,3 +326,16 @@ def test_a_plan_is_neither_a_preview_nor_its_own_report(clip, reviewed, tmp_path
     same = cli("video", clip, tmp_path / "o.mp4", "--plan", plan, "--report", plan)
     assert_clean_failure(same, 2, r"--report .* is also the input or output")
     assert plan.read_bytes() == before and not list(tmp_path.iterdir())
+
+
+def test_review_refuses_a_folder_that_holds_other_files(clip, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    home.chmod(0o755)
+    outcome = cli("review", clip, home)
+    assert_clean_failure(outcome, 2, r"already holds other files \(notes.txt\); give the review a folder of its own")
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"] and stat.S_IMODE(home.stat().st_mode) == 0o755
+    # An earlier review's folder is reviewed again in place.
+    assert cli("review", clip, tmp_path / "r").code == 0
+    assert cli("review", clip, tmp_path / "r").code == 0

@@ -7,8 +7,8 @@ and ``--plan`` renders the edited decisions (:mod:`.plan`), each file named by i
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Callable
 
 from ..errors import OutputError, PartialFailure
 from ..media.atomic import atomic_output
@@ -18,20 +18,12 @@ from .collect import PRIVATE_FILE, Reviewed, review_files
 __all__ = ["review", "Reviewed"]
 
 
-def review(
-    src: Path,
-    out_dir: Path,
-    photo_settings,
-    video_settings,
-    *,
-    on_start: Callable[[list[Path]], None] | None = None,
-    on_file: Callable[[object], None] | None = None,
-    progress: Callable[[Path, str, int, "int | None"], None] | None = None,
-) -> list[Reviewed]:
+def review(src: Path, out_dir: Path, photo_settings, video_settings, **events) -> list[Reviewed]:
     """Analyse ``src`` (a photo, a video or a folder) and write ``out_dir/report.json`` and
     ``out_dir/index.html``, both 0600 in a 0700 folder.
 
     ``report.json`` has the schema of ``--report``: one video's report, else a list of reports.
+    ``events``: ``on_start``, ``on_file`` and ``progress``, see :func:`.collect.review_files`.
 
     Raises:
         BlurcliError: as ``blurcli photo``/``video``; PartialFailure when files of a folder failed
@@ -39,14 +31,10 @@ def review(
     """
     from .page import render_page
 
-    results, folder_mode = review_files(
-        src, out_dir, photo_settings, video_settings, on_start=on_start, on_file=on_file, progress=progress
-    )
+    results, folder_mode = review_files(src, out_dir, photo_settings, video_settings, **events)
     dicts = [item.report.to_dict() for item in results]
     single_video = not folder_mode and "tracks" in dicts[0]
     report = dicts[0] if single_video else dicts
-    import json
-
     text = mask_secrets(json.dumps(report, indent=2, default=str)) + "\n"
     page = render_page(report, [item.view for item in results], str(src))
     try:

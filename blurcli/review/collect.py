@@ -56,6 +56,26 @@ class Reviewed:
     view: dict = field(default_factory=dict)
 
 
+#: What a review folder holds; an existing folder with anything else is not taken over.
+REVIEW_NAMES = frozenset({"report.json", "index.html", "media"})
+
+
+def check_review_dir(path: Path) -> None:
+    """Refuse a folder that holds other things than an earlier review: it is made private and
+    written into, which must not happen to a home folder or a folder of photos.
+
+    Raises:
+        UsageError: ``path`` is a file, or a folder with other files in it.
+    """
+    if path.is_file():
+        raise UsageError(f"{path} is a file; the review needs a folder of its own")
+    if path.is_dir():
+        others = sorted(p.name for p in path.iterdir() if p.name not in REVIEW_NAMES and not p.name.startswith("."))
+        if others:
+            shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+            raise UsageError(f"{path} already holds other files ({shown}); give the review a folder of its own")
+
+
 def make_private_dir(path: Path) -> None:
     """Create ``path`` (and its parents) and make it 0700 whatever the umask."""
     try:
@@ -210,9 +230,10 @@ class Reviewer:
         for frame in stills:
             wanted.setdefault(frame, []).append(("still", None))
         view = {"kind": "video", "stills": [], "thumbs": {t.track_id: [] for t in tracks}}
+        last = max(wanted)
         with VideoReader(src, threads=redactor.settings.threads) as reader:
             for index, frame in enumerate(reader):
-                if index >= analysis.frames:
+                if index > last:
                     break
                 todo = wanted.get(index)
                 if not todo:
@@ -230,7 +251,7 @@ class Reviewer:
                         boxes = [[t.track_id, *box] for t in tracks if (box := _box_at(t.boxes, index)) is not None]
                         view["stills"].append({"frame": index, "src": rel, "boxes": boxes})
                 if progress:
-                    progress("thumbnails", index + 1, analysis.frames)
+                    progress("thumbnails", index + 1, last + 1)
         return Reviewed(report, view)
 
 
@@ -245,6 +266,11 @@ def review_files(
     progress: Callable[[Path, str, int, "int | None"], None] | None = None,
 ) -> tuple[list[Reviewed], bool]:
     """Review a photo, a video, or every photo and video under a folder, into ``out_dir``.
+
+    Args:
+        on_start: called with the files to review, before the models load.
+        on_file: called with each file's report as it is done.
+        progress: ``progress(src, stage, done, total)`` through each video's frames.
 
     In folder mode a bad file becomes a report with ``error`` set (no card on the page) and the
     others go on, as in ``blurcli photo``/``video``.
@@ -277,6 +303,7 @@ def review_files(
         if src.suffix.lower() not in suffixes:
             raise InputError(f"{src}: not a photo or video by its extension (expected one of: {' '.join(sorted(suffixes))})")
         files = [src]
+    check_review_dir(out_dir)
     make_private_dir(out_dir)
     media = out_dir / "media"
     make_private_dir(media)
