@@ -219,3 +219,109 @@ class Recorder(threading.Thread):
             self.error = exc
         finally:
             src.close()
+
+
+class Publisher:
+    """Stands in for a phone: pushes H.264 + AAC to ``url`` in real time in bursts, with gaps between.
+
+    It runs in a process of its own, as a phone is a device of its own: in one process, PyAV's
+    muxer holds the GIL while it waits for the RTMP handshake, and a listening blurcli in the
+    same process then cannot answer it (both hang).
+
+    Each burst is a new connection (as a phone's app makes after a drop): it retries connecting
+    until the receiver accepts it (a listening blurcli, or nginx), pushes ``seconds`` of
+    ``picture`` (BGR, ``size``) and a 440 Hz tone, and disconnects.
+
+    Attributes:
+        bursts: (connected at, disconnected at) monotonic times of each burst, after :meth:`join`.
+        error: what ended the pushes abnormally, if anything (a string), after :meth:`join`.
+    """
+
+    def __init__(self, url: str, picture, *, size: tuple[int, int], fps: int = 30,
+                 bursts: list[float] = (3.0,), gaps: list[float] = (), connect_timeout: float = 30.0) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._results = context.Queue()
+        self._process = context.Process(
+            target=_publish, args=(url, picture, size, fps, list(bursts), list(gaps), connect_timeout, self._results),
+            daemon=True,
+        )
+        self.bursts: list[tuple[float, float]] = []
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._process.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        import queue as queue_module
+
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self.error = self.error or "the publisher did not finish in time"
+        while True:
+            try:
+                kind, *value = self._results.get(timeout=0.5)
+            except queue_module.Empty:
+                return
+            if kind == "burst":
+                self.bursts.append(tuple(value))
+            else:
+                self.error = value[0]
+
+
+def _publish(url, picture, size, fps, bursts, gaps, connect_timeout, results) -> None:
+    """The publisher process: each burst a connection, retried while the receiver refuses it."""
+    import numpy as np
+
+    def push(seconds: float, sent: list) -> None:
+        out = av.open(url, "w", format="flv", timeout=(5.0, 5.0))
+        start = time.monotonic()
+        try:
+            video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "tune": "zerolatency", "g": str(fps)})
+            video.width, video.height = size
+            video.pix_fmt = "yuv420p"
+            audio = out.add_stream("aac", rate=48000, layout="stereo")
+            per_frame = 48000 // fps
+            for i in range(int(round(seconds * fps))):
+                wait = start + i / fps - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+                frame.pts = i
+                for packet in video.encode(frame):
+                    out.mux(packet)
+                    sent.append(i)
+                t = (np.arange(per_frame) + i * per_frame) / 48000
+                tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+                samples = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                samples.sample_rate, samples.pts = 48000, i * per_frame
+                for packet in audio.encode(samples):
+                    out.mux(packet)
+            for stream in (video, audio):
+                for packet in stream.encode(None):
+                    out.mux(packet)
+        finally:
+            try:
+                out.close()
+            finally:
+                if sent:
+                    results.put(("burst", start, time.monotonic()))
+
+    try:
+        for k, seconds in enumerate(bursts):
+            deadline = time.monotonic() + connect_timeout
+            while True:
+                sent: list = []
+                try:
+                    push(seconds, sent)
+                    break
+                except (av.FFmpegError, OSError):
+                    if sent or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            if k < len(gaps):
+                time.sleep(gaps[k])
+    except BaseException as exc:  # reported to the test through Publisher.error
+        results.put(("error", f"{type(exc).__name__}: {exc}"))

@@ -263,3 +263,137 @@ def test_cli_streams_to_the_server_with_the_url_from_the_environment(server, dat
     packets, frames, _, _, codecs = read_back(recorder.path)
     assert codecs[:2] == ("h264", "aac") and len(packets) == 90
     assert frames[0].shape == (700, 700, 3)
+
+
+# -- a phone's push that drops ---------------------------------------------------------------
+
+PHONE_SIZE = (640, 360)
+
+
+def _phone_picture(data_dir):
+    """two_people.jpg at 640x360: what the phone films (two strangers: both must be hidden)."""
+    return cv2.resize(cv2.imread(str(data_dir / "identity" / "mixed" / "two_people.jpg")), PHONE_SIZE, interpolation=cv2.INTER_AREA)
+
+
+def _kinds(frames, picture, data_dir) -> str:
+    """One letter per received frame: P the picture (background readable, both faces hidden),
+    S a slate (nothing of the picture readable), ? anything else."""
+    redaction = scorer(data_dir)
+    grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
+    sx, sy = PHONE_SIZE[0] / 1188, PHONE_SIZE[1] / 663  # two_people.jpg is 1188x663
+    faces = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h in ((235, 29, 177, 177), (786, 65, 169, 169))]
+    background = (300, 250, 200, 100)  # the lower middle: shirts and the wall, no face
+    letters = []
+    for frame in frames:
+        out = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        whole = redaction.detail_correlation(out, grey)
+        if whole < redaction.HIDDEN:
+            letters.append("S")
+            continue
+        seen = [redaction.detail_correlation(redaction.region(out, box), redaction.region(grey, box)) for box in faces]
+        back = redaction.detail_correlation(redaction.region(out, background), redaction.region(grey, background))
+        letters.append("P" if back > redaction.KEPT and max(seen) < redaction.HIDDEN else "?")
+    return "".join(letters)
+
+
+def test_a_phone_that_drops_gets_the_slate_and_the_stream_never_stops(server, data_dir, tmp_path, caplog, capfd):
+    """The phone pushes to a listening blurcli 3 s, drops for 4 s, pushes 3 s again, then leaves for
+    good (the stream ends 6 s later, --source-timeout); the viewer's stream (recorded back from nginx) never stops: 1/30 s apart throughout, a
+    keyframe every 2 s, the slate in the gaps, the picture again after, sound all along."""
+    import re
+
+    from rtmp_server import Publisher, free_port
+
+    caplog.set_level(logging.DEBUG, logger="blurcli")
+    picture = _phone_picture(data_dir)
+    port = free_port()
+    ingest = f"rtmp://127.0.0.1:{port}/live/{KEY}-phone"
+    url = server.url("live", KEY)
+    settings = StreamSettings(SourceSpec(ingest, options={"listen": "1"}), rtmp_url=url, source_timeout=6.0)
+    privacy = build_privacy(settings, 30)
+    recorder = Recorder(url, tmp_path / "viewer.flv")
+    recorder.start()
+    stream = LiveStream(settings, privacy=privacy)
+    thread, errors = _run_in_thread(stream)
+    phone = Publisher(ingest, picture, size=PHONE_SIZE, bursts=[3.0, 3.0], gaps=[4.0])
+    phone.start()
+    try:
+        phone.join(40)
+        thread.join(40)
+    finally:
+        stream.stop()
+        thread.join(10)
+        privacy.close()
+    assert not errors and phone.error is None, (errors, phone.error)
+    assert len(phone.bursts) == 2 and stream.stats.source == "gave up" and stream.stats.source_drops == 2
+    recorder.join(15)
+    packets, frames, audio, audio_start, codecs = read_back(recorder.path)
+    assert codecs == ("h264", "aac", 48000, 2)
+
+    # One continuous stream at 1/30 s, a keyframe every 2 s exactly.
+    pts = np.array([p for p, _ in packets])
+    assert np.abs(np.diff(pts) - 1 / 30).max() <= 0.001
+    keys = pts[[k for _, k in packets]]
+    assert keys[0] == pts[0] and np.abs(np.diff(keys) - 2.0).max() <= 0.001
+
+    # The picture, the slate through the 4 s gap, the picture again, the slate until the timeout.
+    kinds = _kinds(frames, picture, data_dir)
+    # A few frames may be hidden whole too (W): the phone's first packets arrive in a burst while
+    # the detector is busy, and a frame not covered in time is hidden whole, as always live. They
+    # are counted as such; a slate lasts as long as the gap.
+    kinds = re.sub(r"S+", lambda m: m.group() if len(m.group()) >= 15 else "W" * len(m.group()), kinds)
+    assert kinds.count("W") <= stream.stats.whole_hidden, kinds
+    runs = [(m.group()[0], len(m.group())) for m in re.finditer(r"P+|S+|\?+", kinds.replace("W", ""))]
+    assert "?" not in kinds, kinds
+    assert [k for k, _ in runs] == ["P", "S", "P", "S"], kinds
+    assert runs[1][1] >= 3.5 * 30 and runs[2][1] >= 1.5 * 30 and runs[3][1] >= 5.5 * 30, runs
+
+    # Sound throughout: the tone while the phone is there, silence in the gaps, no hole in between.
+    duration = len(frames) / 30
+    assert abs(audio_start - pts[0]) <= 1 / 30 and audio.shape[1] / 48000 >= duration - 0.1
+    per_frame = 48000 // 30
+    level = [float(np.abs(audio[:, i * per_frame:(i + 1) * per_frame]).mean()) for i in range(len(frames))]
+    tone = [i for i, kind in enumerate(kinds) if kind == "P" and 10 < i]
+    assert np.median([level[i] for i in tone]) > 0.05
+    quiet = [i for i, kind in enumerate(kinds) if kind == "S"][15:-15]
+    assert np.median([level[i] for i in quiet]) < 0.01
+
+    out, err = capfd.readouterr()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("dropped" in m and "reconnecting" in m for m in messages)
+    assert any("is back after" in m for m in messages) and any("--source-timeout" in m for m in messages)
+    assert all(KEY not in m for m in messages) and KEY not in out + err
+
+
+def test_the_recording_survives_a_source_that_never_comes_back_and_shows_the_given_slate(data_dir, tmp_path):
+    """--output with --slate: the phone pushes 2 s and is gone; after --source-timeout the stream
+    ends by itself (exit 0), and the recording plays to its end, the slate picture after the drop."""
+    from rtmp_server import Publisher, free_port
+
+    from tests.hardening_support import run_blurcli
+
+    picture = _phone_picture(data_dir)
+    slate = np.zeros((360, 640, 3), np.uint8)
+    cv2.putText(slate, "BACK SOON", (60, 200), cv2.FONT_HERSHEY_SIMPLEX, 3.0, (255, 255, 255), 8)
+    cv2.imwrite(str(tmp_path / "slate.png"), slate)
+    port = free_port()
+    ingest = f"rtmp://127.0.0.1:{port}/live/phone"
+    phone = Publisher(ingest, picture, size=PHONE_SIZE, bursts=[2.0])
+    phone.start()
+    outcome = run_blurcli(
+        "stream", ingest, "-o", "listen=1", "--output", "rec.mp4", "--source-timeout", "2", "--slate", "slate.png",
+        "--no-status", cwd=tmp_path, timeout=90,
+    )
+    phone.join(10)
+    assert outcome.code == 0, outcome.stderr
+    assert "stayed away for 2 s" in outcome.stderr and "slate frames" in outcome.stderr
+    with av.open(str(tmp_path / "rec.mp4")) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+        stream = container.streams.video[0]
+        assert abs(float(stream.duration * stream.time_base) - len(frames) / 30) < 0.1
+    redaction = scorer(data_dir)
+    grey_slate = cv2.cvtColor(slate, cv2.COLOR_BGR2GRAY)
+    is_slate = [redaction.detail_correlation(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), grey_slate) > redaction.KEPT for f in frames]
+    first = is_slate.index(True)
+    assert all(is_slate[first:]) and len(frames) - first >= 0.9 * 2 * 30  # the given slate until the timeout
+    assert first >= 5 and not any(is_slate[:first])  # the picture before it

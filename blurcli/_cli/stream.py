@@ -11,6 +11,7 @@ from rich.text import Text
 
 from ..errors import UsageError
 from ..live import RTMP_URL_ENV, LiveStream, SourceSpec, StreamSettings, StreamStats
+from ..live.reconnect import DEFAULT_SOURCE_TIMEOUT_S, load_slate
 from ..live.settings import DEFAULT_DELAY_S, MAX_DELAY_S
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
@@ -89,6 +90,15 @@ def stream(
     audio_device: Optional[str] = typer.Option(None, "--audio-device", help="Audio input, e.g. 'default' or 'hw:1' (ALSA)."),
     audio_format: str = typer.Option("alsa", "--audio-format", help="Input format of --audio-device (alsa, pulse, lavfi...)."),
     duration: Optional[float] = typer.Option(None, "--duration", min=0.1, help="Stop after this many seconds."),
+    source_timeout: float = typer.Option(
+        DEFAULT_SOURCE_TIMEOUT_S, "--source-timeout", min=0.0, metavar="SECONDS",
+        help="When a live source drops, keep the stream going with the slate and silence while it is opened again "
+        "(a listening source listens again); end cleanly if it stays away this long (0: wait for ever).",
+    ),
+    slate: Optional[Path] = typer.Option(
+        None, "--slate", metavar="IMAGE", dir_okay=False,
+        help="Picture to send while the source is away (default: the last picture, hidden whole).",
+    ),
     detect_size: int = typer.Option(
         640, "--detect-size", min=160, max=4096, help="Longest side the detector sees: smaller is faster, larger finds smaller faces."
     ),
@@ -101,7 +111,7 @@ def stream(
 ) -> None:
     """Stream a camera, file or URL live with every face hidden except enrolled people.
 
-    Output is H.264 + AAC at a constant frame rate with a keyframe every 2 s, sent to an RTMP server or recorded with --output. Lost connections are retried with backoff; Ctrl-C stops cleanly.
+    Output is H.264 + AAC at a constant frame rate with a keyframe every 2 s, sent to an RTMP server or recorded with --output. Lost connections are retried with backoff, a live source that drops is opened again while a slate goes out; Ctrl-C stops cleanly.
     """
     with reporting():
         if device is not None and source is not None:
@@ -126,12 +136,16 @@ def stream(
             fail_open=fail_open,
             max_retries=max_retries,
             duration=duration,
+            source_timeout=source_timeout or None,
+            slate=slate,
             detect_size=detect_size,
             small_faces=small_faces,
             detect=replace(DetectSettings(), threshold=threshold),
             redact=replace(RedactSettings(), style=style),
             identity=replace(IdentitySettings(), gallery=gallery, tolerance=tolerance),
         )
+        if slate is not None:
+            load_slate(slate)  # a picture that cannot be read fails now, not when the source drops
         live = LiveStream(settings)
         interrupted = False
         display = Live(_StatusLine(live.stats), console=console, refresh_per_second=2, transient=True) if status else None
@@ -146,7 +160,10 @@ def stream(
         stats = live.stats
         how = "stopped (Ctrl-C)" if interrupted else "finished"
         where = f"recorded to {settings.output}" if settings.output else f"sent to {settings.target}"
+        if stats.source == "gave up":
+            how = f"finished (the source stayed away for {source_timeout:g} s)"
+        away = f", {stats.slate} slate frames over {stats.source_drops} source drop(s)" if stats.source_drops else ""
         console.print(
             f"{how}: {stats.sent} frames {where}; {stats.repeated} repeated, {stats.dropped} dropped, "
-            f"{stats.whole_hidden} hidden whole, {stats.reconnects} reconnection(s)"
+            f"{stats.whole_hidden} hidden whole, {stats.reconnects} reconnection(s){away}"
         )

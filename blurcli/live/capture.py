@@ -26,6 +26,7 @@ from ..media._pixels import normalise_rotation, upright
 from ..media.colour import frame_to_bgr
 from ..secrets import mask_secrets
 from .audio import AudioTimeline, Resampler
+from .reconnect import LISTEN_PAUSE_S, SOURCE_BACKOFF, SourceOutage, listens, reconnects
 from .settings import SourceSpec
 
 log = logging.getLogger("blurcli.live")
@@ -33,6 +34,8 @@ log = logging.getLogger("blurcli.live")
 #: Seconds a source may take to open or to deliver its next packet before it counts as dead.
 OPEN_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 10.0
+#: A listening source with no source timeout waits this long for its first publisher (a day).
+LISTEN_FOREVER_S = 86400.0
 
 
 @dataclass
@@ -104,8 +107,8 @@ class Mailbox:
         return frame if frame is not None and frame.index > index else None
 
 
-def open_source(spec: SourceSpec) -> av.container.InputContainer:
-    """Open a source with PyAV.
+def open_source(spec: SourceSpec, open_timeout: float = OPEN_TIMEOUT_S) -> av.container.InputContainer:
+    """Open a source with PyAV (``open_timeout``: seconds it may take, a listening source's wait included).
 
     Raises:
         InputError: the device, file or URL cannot be opened (missing camera, refused connection,
@@ -115,7 +118,7 @@ def open_source(spec: SourceSpec) -> av.container.InputContainer:
     if spec.format is None and "://" not in spec.url and not Path(spec.url).exists():
         raise InputError(f"source {name} does not exist")
     try:
-        container = av.open(spec.url, format=spec.format, options=dict(spec.options), timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+        container = av.open(spec.url, format=spec.format, options=dict(spec.options), timeout=(open_timeout, READ_TIMEOUT_S))
         for stream in container.streams.video:
             stream.thread_type = "AUTO"  # frame threads: decoding keeps up with 1080p on two cores
         return container
@@ -190,6 +193,8 @@ class Capture(threading.Thread):
         size: output (width, height); None keeps the source's upright size, rounded down to even.
         cuts: ``CutDetector``-like (``update(image) -> bool``) run on every frame, here rather than
             in the output loop, which must stay light.
+        source_timeout: seconds a live source may stay away before capture ends (None: for ever),
+            see :mod:`blurcli.live.reconnect`.
         now: monotonic clock (tests pass a fake).
     """
 
@@ -203,9 +208,13 @@ class Capture(threading.Thread):
         stop: threading.Event,
         size: tuple[int, int] | None = None,
         cuts=None,
+        source_timeout: float | None = None,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="blurcli-capture", daemon=True)
+        self.source_timeout = source_timeout
+        self.outage = SourceOutage(now)
+        self._cut_next = False
         self.cuts = cuts
         self.spec = spec
         self.frames = frames
@@ -232,7 +241,11 @@ class Capture(threading.Thread):
             InputError: the source cannot be opened, has no video (or audio, for an audio input),
                 or yields no frame.
         """
-        self._container = open_source(self.spec)
+        wait = OPEN_TIMEOUT_S
+        if listens(self.spec):  # a phone connects when its user starts it: wait for it like for a return
+            wait = self.source_timeout or LISTEN_FOREVER_S
+            log.info("waiting for a publisher at %s (up to %.0f s)", self.spec.describe(), wait)
+        self._container = open_source(self.spec, open_timeout=wait)
         container = self._container
         want_video = self.frames is not None
         if want_video and not container.streams.video:
@@ -273,10 +286,24 @@ class Capture(threading.Thread):
         self._anchor = _Anchor(self.spec.paced, self._now)
         try:
             while not self.halt.is_set():
-                self._read_all()
-                if not (self.spec.loop and self.spec.is_file) or self.halt.is_set():
+                live = reconnects(self.spec)
+                try:
+                    self._read_all()
+                    reason = "it stopped sending"
+                except InputError as exc:
+                    if not live:
+                        raise
+                    reason = str(exc)
+                if self.halt.is_set():
                     break
-                self._container = open_source(self.spec)
+                if live:
+                    if not self._reconnect(reason):
+                        break
+                elif self.spec.loop and self.spec.is_file:
+                    self._container.close()
+                    self._container = open_source(self.spec)
+                else:
+                    break
         except BaseException as exc:  # passed to the output loop, which stops the stream
             if not self.halt.is_set():
                 self.error = exc
@@ -287,6 +314,41 @@ class Capture(threading.Thread):
             self.ended.set()
             if self.newest is not None and self.frames is not None:
                 self.newest.close()
+
+    def _reconnect(self, reason: str) -> bool:
+        """Open a live source again after it stopped, until it is back (True), ``halt`` is set or
+        the source timeout passes (False). See :mod:`blurcli.live.reconnect`."""
+        name = self.spec.describe()
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self.outage.begin(mask_secrets(reason))
+        log.warning("source %s dropped (%s): sending the slate and reconnecting", name, mask_secrets(reason))
+        while not self.halt.is_set():
+            left = self.outage.left(self.source_timeout)
+            if left is not None and left <= 0:
+                self.outage.gave_up = True
+                log.warning(
+                    "source %s stayed away for %.0f s (--source-timeout): ending the stream", name, self.outage.away()
+                )
+                return False
+            try:
+                container = open_source(self.spec, open_timeout=OPEN_TIMEOUT_S if left is None else max(0.5, min(OPEN_TIMEOUT_S, left)))
+                if self.frames is not None and not container.streams.video:
+                    container.close()
+                    raise InputError(f"source {name} has no video")
+            except InputError as exc:
+                failures = self.outage.failed_attempt(str(exc))
+                log.debug("source %s not back yet (attempt %d): %s", name, failures, exc)
+                pause = LISTEN_PAUSE_S if listens(self.spec) else SOURCE_BACKOFF.delay(failures)
+                self.halt.wait(pause if left is None else max(0.0, min(pause, left)))
+                continue
+            self._container = container
+            self.has_audio = bool(container.streams.audio) and self.audio is not None
+            self._anchor = _Anchor(self.spec.paced, self._now)  # the new connection's timestamps start anew
+            self._cut_next = True  # nothing seen before the gap vouches for anyone after it
+            return True
+        return False
 
     def _read_all(self) -> None:
         container = self._container
@@ -325,6 +387,10 @@ class Capture(threading.Thread):
         if image.shape[1] != width or image.shape[0] != height:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         cut = bool(self.cuts.update(image)) if self.cuts is not None else False
+        if self._cut_next:
+            cut, self._cut_next = True, False
+        if self.outage.active:
+            log.info("source %s is back after %.1f s", self.spec.describe(), self.outage.end())
         captured = CapturedFrame(image, at, self._index, cut)
         self._index += 1
         self.captured += 1
@@ -350,6 +416,8 @@ class Capture(threading.Thread):
         at = self._anchor.time(frame.time)
         if self.frames is None:  # an audio-only input paces itself; otherwise video sets the pace
             self._pace(at)
+            if self.outage.active:
+                log.info("audio input %s is back after %.1f s", self.spec.describe(), self.outage.end())
         for chunk in resampler(frame):
             self.audio.write(at, chunk)
             at += chunk.shape[1] / self.audio.rate

@@ -22,7 +22,8 @@ from .capture import Capture, FrameQueue, Mailbox
 from .clock import CfrClock
 from .lookahead import LookAhead, Release
 from .settings import StreamSettings, default_bitrate
-from .sink import Backoff, EncoderSettings, Sink
+from .reconnect import Backoff, Slate
+from .sink import EncoderSettings, Sink
 from .stats import StreamStats
 from .workers import Detection, DetectionWorker, IdentityWorker, detect_function
 
@@ -188,14 +189,16 @@ class LiveStream:
         """The video source (first) and the audio input, opened; raises InputError before anything starts."""
         s = self.settings
         self._frames, self._newest, self._audio = FrameQueue(), Mailbox(), AudioTimeline()
+        timeout = s.source_timeout or None
         video = Capture(
             s.source, frames=self._frames, newest=self._newest, audio=None if s.audio else self._audio,
-            stop=self.stop_event, size=s.size,
+            stop=self.stop_event, size=s.size, source_timeout=timeout,
         ).open()
         if s.audio is None:
             return [video]
         try:
-            return [video, Capture(s.audio, frames=None, newest=None, audio=self._audio, stop=self.stop_event).open()]
+            audio = Capture(s.audio, frames=None, newest=None, audio=self._audio, stop=self.stop_event, source_timeout=timeout)
+            return [video, audio.open()]
         except BaseException:
             video.close()
             raise
@@ -213,6 +216,7 @@ class LiveStream:
             s.source.describe(), s.target, width, height, s.fps, enc.bitrate / 1e6, s.delay,
         )
         sink = Sink(enc, url=s.rtmp_url, path=s.output, stats=self.stats, max_retries=s.max_retries, backoff=self.backoff)
+        self._slate = Slate((width, height), s.redact, s.slate)
         votes_lock = threading.Lock()
         identity = None
         if privacy.votes is not None:
@@ -285,6 +289,9 @@ class LiveStream:
         clock = CfrClock(s.fps, start=first + s.delay + 0.5 / s.fps)
         stats.started = clock.due(0)
         last_image: np.ndarray | None = None
+        last_picture: np.ndarray | None = None  # the last captured picture sent, unredacted (for the slate)
+        slate: np.ndarray | None = None
+        outage = capture.outage
         max_ticks = None if s.duration is None else int(round(s.duration * s.fps))
         while not stop.is_set():
             if max_ticks is not None and stats.ticks >= max_ticks:
@@ -300,18 +307,29 @@ class LiveStream:
                 break  # the source ended and everything it gave was sent
             if release is None and last_image is None:
                 continue
+            stats.source = outage.describe()
             if release is not None:
                 last_image = self._render(release)
+                last_picture, slate = release.frame.image, None
                 stats.dropped += release.skipped
+                image = last_image
+            elif outage.active:  # the source is away: the slate, never its last picture frozen
+                if slate is None:
+                    slate = self._slate.picture(last_picture)
+                image = slate
+                stats.slate += 1
             else:
+                image = last_image
                 stats.repeated += 1
             count = samples_in_tick(tick, s.fps) + (AUDIO_LEAD_SAMPLES if not stats.ticks else 0)
             samples = audio.read(deadline - 0.5 / s.fps, count)
-            sink.submit(tick, last_image, samples)
+            sink.submit(tick, image, samples)
             stats.ticks += 1
             if self.trace is not None:
                 self.trace(tick, release, release is None)
         stats.dropped += frames.dropped + lookahead.overflow  # frames still held at a stop were never due
+        stats.source_drops = outage.drops
+        stats.source = "gave up" if outage.gave_up else "ended" if capture.ended.is_set() else stats.source
 
     def _first_frames(self, capture, frames, lookahead, sink) -> float | None:
         """Wait for the first captured frame; returns its capture time (None if stopped first)."""

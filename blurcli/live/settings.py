@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from ..errors import UsageError
 from ..secrets import mask_secrets
 from ..settings import DetectSettings, IdentitySettings, RedactSettings
+from .reconnect import DEFAULT_SOURCE_TIMEOUT_S
 
 #: Environment variable that may hold the ingest URL, so the stream key stays out of shell history.
 RTMP_URL_ENV = "BLURCLI_RTMP_URL"
@@ -113,6 +114,9 @@ class StreamSettings:
         detect_size: longest side of the picture the detector sees (speed against small faces).
         small_faces: also run the detector's upscaled small-face pass (slow; needs a fast machine).
         preset: libx264 preset.
+        source_timeout: seconds a live source may stay away (the slate is sent meanwhile) before
+            the stream ends; 0 or None waits for ever. See :mod:`blurcli.live.reconnect`.
+        slate: a picture to send while the source is away; None: the last picture hidden whole.
     """
 
     source: SourceSpec
@@ -129,6 +133,8 @@ class StreamSettings:
     detect_size: int = 640
     small_faces: bool = False
     preset: str = "veryfast"
+    source_timeout: float | None = DEFAULT_SOURCE_TIMEOUT_S
+    slate: Path | None = None
     detect: DetectSettings = DetectSettings()
     redact: RedactSettings = RedactSettings()
     identity: IdentitySettings = IdentitySettings()
@@ -148,6 +154,8 @@ class StreamSettings:
             raise UsageError(f"--size is too small: {self.size[0]}x{self.size[1]}")
         if self.max_retries is not None and self.max_retries < 0:
             raise UsageError("--max-retries must be 0 or more")
+        if self.source_timeout is not None and self.source_timeout < 0:
+            raise UsageError("--source-timeout must be 0 (wait for ever) or more seconds")
 
     @property
     def target(self) -> str:

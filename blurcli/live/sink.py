@@ -25,6 +25,7 @@ from ..media.atomic import atomic_output
 from ..media.colour import STREAM_TAGS, bgr_to_frame
 from ..media.codec import add_video_stream
 from ..secrets import mask_secrets
+from .reconnect import Backoff
 from .settings import AUDIO_BITRATE, AUDIO_CHANNELS, AUDIO_RATE
 from .stats import StreamStats
 
@@ -54,17 +55,6 @@ class EncoderSettings:
     bitrate: int
     keyint: int
     preset: str = "veryfast"
-
-
-class Backoff:
-    """Exponential backoff: ``first * 2**(n-1)`` seconds after the n-th failure, at most ``limit``."""
-
-    def __init__(self, first: float = 0.5, limit: float = 30.0) -> None:
-        self.first = first
-        self.limit = limit
-
-    def delay(self, failures: int) -> float:
-        return min(self.limit, self.first * 2 ** max(0, failures - 1))
 
 
 class Session:

@@ -50,6 +50,9 @@ class StreamStats:
         faces_kept: face boxes of enrolled people left sharp, over all frames.
         detections: detector runs folded in.
         detect_ms: latency of the latest detection, capture to result, in ms.
+        slate: ticks that sent the slate because the source was away (see :mod:`.reconnect`).
+        source_drops: times the source went away.
+        source: "live", or how long the source has been away ("lost 3 s, reconnecting").
         reconnects: successful connections after the first.
         failures: failed connection attempts or dropped connections.
         state: "starting", "connecting", "live", "recording", "retrying in 2.0 s: ...", "stopped".
@@ -66,6 +69,9 @@ class StreamStats:
     faces_kept: int = 0
     detections: int = 0
     detect_ms: float = 0.0
+    slate: int = 0
+    source_drops: int = 0
+    source: str = "live"
     reconnects: int = 0
     failures: int = 0
     bytes_sent: int = 0
@@ -77,8 +83,9 @@ class StreamStats:
 
     def line(self) -> str:
         """One line for the status display."""
+        source = "" if self.source == "live" else f" | source {self.source}"
         return (
-            f"{self.state} | in {self.input_rate.rate():4.1f} out {self.output_rate.rate():4.1f} fps"
+            f"{self.state}{source} | in {self.input_rate.rate():4.1f} out {self.output_rate.rate():4.1f} fps"
             f" | rep {self.repeated} drop {self.dropped} | detect {self.detect_ms:.0f} ms"
             f" | {self.bit_rate.rate() * 8 / 1e6:.1f} Mbit/s | whole-hidden {self.whole_hidden}"
         )
