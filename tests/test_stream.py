@@ -592,3 +592,43 @@ def test_a_source_that_fails_mid_stream_keeps_the_recording_whole(tmp_path, monk
     for image in frames[5:-5:10]:
         if image.mean() <= 200:
             assert np.abs(image[40:60, 50:70].astype(float) - 127).mean() < 40, "square not blurred"
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_listening_source_waiting_for_its_publisher_stops_at_once_on_a_signal(tmp_path, signum):
+    """FFmpeg's open blocks in C; blurcli waits for it in a helper thread, so the signal acts at once."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "BLURCLI_GALLERY": str(tmp_path / "none.json"), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "blurcli", "stream", f"rtmp://127.0.0.1:{port}/live/in", "-o", "listen=1",
+         "--output", str(tmp_path / "rec.flv"), "--no-status"],
+        stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).resolve().parents[1],
+    )
+    import shutil
+
+    from rtmp_server import listening
+
+    if shutil.which("ss") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs ss (iproute2)")
+        pytest.skip("ss (iproute2) is needed to see the port listen without connecting")
+    deadline = time.monotonic() + 60
+    while not listening(port) and time.monotonic() < deadline:  # seen with ss: a connection would be a bad publisher
+        time.sleep(0.1)
+    assert listening(port), "blurcli never listened"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(getattr(signal, signum))
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5, err
+    assert proc.returncode == 0 and "before the first frame: nothing was sent or recorded" in err, err
+    assert "Traceback" not in err and not list(tmp_path.glob("*rec*"))

@@ -163,6 +163,9 @@ def stream(
         if stats.source == "gave up":
             how = f"finished (the source stayed away for {source_timeout:g} s)"
         away = f", {stats.slate} slate frames over {stats.source_drops} source drop(s)" if stats.source_drops else ""
+        if interrupted and not stats.ticks:
+            console.print("stopped (Ctrl-C) before the first frame: nothing was sent or recorded")
+            return
         console.print(
             f"{how}: {stats.sent} frames {where}; {stats.repeated} repeated, {stats.dropped} dropped, "
             f"{stats.whole_hidden} hidden whole, {stats.reconnects} reconnection(s){away}"

@@ -107,16 +107,58 @@ class Mailbox:
         return frame if frame is not None and frame.index > index else None
 
 
-def open_source(spec: SourceSpec, open_timeout: float = OPEN_TIMEOUT_S) -> av.container.InputContainer:
+class Halted(Exception):
+    """The stream was stopped while a source was being opened."""
+
+
+def open_source(
+    spec: SourceSpec, open_timeout: float = OPEN_TIMEOUT_S, *, halt: threading.Event | None = None
+) -> av.container.InputContainer:
     """Open a source with PyAV (``open_timeout``: seconds it may take, a listening source's wait included).
 
+    FFmpeg's open blocks in C, where Python acts on no signal: a listening source waiting for its
+    publisher ignored Ctrl-C for as long as it waited. So the open runs in a helper thread while
+    this one waits in short steps: Ctrl-C (and SIGTERM) act at once, and so does ``halt``. An
+    abandoned open ends with its own timeout; its container, if it ever opens, is closed.
+
     Raises:
+        Halted: ``halt`` was set first.
         InputError: the device, file or URL cannot be opened (missing camera, refused connection,
             unknown format). The message names the source with credentials masked.
     """
     name = spec.describe()
     if spec.format is None and "://" not in spec.url and not Path(spec.url).exists():
         raise InputError(f"source {name} does not exist")
+    result: list = []
+    abandoned = threading.Event()
+
+    def opener() -> None:
+        try:
+            result.append((_open(spec, name, open_timeout), None))
+        except BaseException as exc:  # handed to the waiting thread
+            result.append((None, exc))
+        if abandoned.is_set() and result[0][0] is not None:
+            result[0][0].close()
+
+    helper = threading.Thread(target=opener, name="blurcli-open", daemon=True)
+    helper.start()
+    try:
+        while helper.is_alive():
+            helper.join(0.05)
+            if halt is not None and halt.is_set() and helper.is_alive():
+                raise Halted(name)
+    except BaseException:
+        abandoned.set()
+        if result and result[0][0] is not None:
+            result[0][0].close()
+        raise
+    container, error = result[0]
+    if error is not None:
+        raise error
+    return container
+
+
+def _open(spec: SourceSpec, name: str, open_timeout: float) -> av.container.InputContainer:
     try:
         container = av.open(spec.url, format=spec.format, options=dict(spec.options), timeout=(open_timeout, READ_TIMEOUT_S))
         for stream in container.streams.video:
@@ -304,6 +346,8 @@ class Capture(threading.Thread):
                     self._container = open_source(self.spec)
                 else:
                     break
+        except Halted:
+            pass
         except BaseException as exc:  # passed to the output loop, which stops the stream
             if not self.halt.is_set():
                 self.error = exc
@@ -333,7 +377,10 @@ class Capture(threading.Thread):
                 )
                 return False
             try:
-                container = open_source(self.spec, open_timeout=OPEN_TIMEOUT_S if left is None else max(0.5, min(OPEN_TIMEOUT_S, left)))
+                container = open_source(
+                    self.spec, open_timeout=OPEN_TIMEOUT_S if left is None else max(0.5, min(OPEN_TIMEOUT_S, left)),
+                    halt=self.halt,
+                )
                 if self.frames is not None and not container.streams.video:
                     container.close()
                     raise InputError(f"source {name} has no video")
