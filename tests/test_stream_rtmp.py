@@ -346,7 +346,8 @@ def test_a_phone_that_drops_gets_the_slate_and_the_stream_never_stops(server, da
     runs = [(m.group()[0], len(m.group())) for m in re.finditer(r"P+|S+|\?+", kinds.replace("W", ""))]
     assert "?" not in kinds, kinds
     assert [k for k, _ in runs] == ["P", "S", "P", "S"], kinds
-    assert runs[1][1] >= 3.5 * 30 and runs[2][1] >= 1.5 * 30 and runs[3][1] >= 5.5 * 30, runs
+    # The push after the gap is back within a second (FFmpeg's probe no longer reads it ahead).
+    assert runs[1][1] >= 3.5 * 30 and runs[2][1] >= 2.0 * 30 and runs[3][1] >= 5.5 * 30, runs
 
     # Sound throughout: the tone while the phone is there, silence in the gaps, no hole in between.
     duration = len(frames) / 30
