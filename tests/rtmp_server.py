@@ -221,6 +221,11 @@ class Recorder(threading.Thread):
             src.close()
 
 
+#: The publisher's sync mark: the square [x0, y0, x1, y1] painted white, and the beep's amplitude.
+MARK = (0, 0, 40, 40)
+BEEP = 0.6
+
+
 class Publisher:
     """Stands in for a phone: pushes H.264 + AAC to ``url`` in real time in bursts, with gaps between.
 
@@ -230,7 +235,9 @@ class Publisher:
 
     Each burst is a new connection (as a phone's app makes after a drop): it retries connecting
     until the receiver accepts it (a listening blurcli, or nginx), pushes ``seconds`` of
-    ``picture`` (BGR, ``size``) and a 440 Hz tone, and disconnects.
+    ``picture`` (BGR, ``size``) and a quiet 440 Hz tone, and disconnects. In the middle of every
+    second one frame carries a mark: a white square in the top-left corner (:data:`MARK`) and, at
+    the same moment, a loud 1 kHz beep as long as the frame, so a test can measure sync.
 
     Attributes:
         bursts: (connected at, disconnected at) monotonic times of each burst, after :meth:`join`.
@@ -288,13 +295,18 @@ def _publish(url, picture, size, fps, bursts, gaps, connect_timeout, results) ->
                 wait = start + i / fps - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+                marked = i % fps == fps // 2
+                image = picture
+                if marked:
+                    image = picture.copy()
+                    image[MARK[1]:MARK[3], MARK[0]:MARK[2]] = 255
+                frame = av.VideoFrame.from_ndarray(image, format="bgr24")
                 frame.pts = i
                 for packet in video.encode(frame):
                     out.mux(packet)
                     sent.append(i)
                 t = (np.arange(per_frame) + i * per_frame) / 48000
-                tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+                tone = (BEEP * np.sin(2 * np.pi * 1000 * t) if marked else 0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
                 samples = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
                 samples.sample_rate, samples.pts = 48000, i * per_frame
                 for packet in audio.encode(samples):
