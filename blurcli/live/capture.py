@@ -374,8 +374,13 @@ class Capture(threading.Thread):
         if self._container is not None:
             self._container.close()
             self._container = None
+        again = self.outage.active  # it opened, but stopped before its first picture: not back yet
         self.outage.begin(mask_secrets(reason))
-        log.warning("source %s dropped (%s): sending the slate and reconnecting", name, mask_secrets(reason))
+        if again:
+            failures = self.outage.failed_attempt(mask_secrets(reason))
+            self.halt.wait(LISTEN_PAUSE_S if listens(self.spec) else SOURCE_BACKOFF.delay(failures))
+        else:
+            log.warning("source %s dropped (%s): sending the slate and reconnecting", name, mask_secrets(reason))
         while not self.halt.is_set():
             left = self.outage.left(self.source_timeout)
             if left is not None and left <= 0:

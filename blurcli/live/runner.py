@@ -313,7 +313,7 @@ class LiveStream:
                 last_picture, slate = release.frame.image, None
                 stats.dropped += release.skipped
                 image = last_image
-            elif outage.active:  # the source is away: the slate, never its last picture frozen
+            elif outage.active or slate is not None:  # away (or back, not yet due): the slate, never a frozen picture
                 if slate is None:
                     slate = self._slate.picture(last_picture)
                 image = slate
