@@ -117,6 +117,16 @@ def expected(settings, *, src: Path, identity: bool, yunet: bool = False, digest
     }
 
 
+def expected_of(redactor, settings, src: Path) -> dict:
+    """:func:`expected` for the work a redactor (photo or video) does: dlib's models count when its
+    matcher holds someone, YuNet's when the settings run it."""
+    matcher = getattr(redactor, "matcher", None)
+    detect = getattr(settings, "detect", None)
+    return expected(
+        settings, src=src, identity=matcher is not None and not matcher.empty, yunet=bool(getattr(detect, "yunet", False))
+    )
+
+
 def with_output(expected_record: dict, dst: Path) -> dict:
     """The audit record of a written output: ``expected_record`` (:func:`expected`) and the output's sha256."""
     return expected_record | {"output_sha256": sha256_file(dst)}

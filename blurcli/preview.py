@@ -392,7 +392,4 @@ def video_preview(
             if progress:
                 progress("writing", frame.index + 1, analysis.frames)
     log.debug("%s: preview of the first %d frames written to %s", src, analysis.frames, dst)
-    return VideoReport(
-        input=str(src), output=str(dst), width=info.width, height=info.height, frames=analysis.frames,
-        detected_frames=analysis.detected_frames, cuts=analysis.cuts, tracks=tracks,
-    )
+    return VideoReport.of(src, dst, analysis, tracks)

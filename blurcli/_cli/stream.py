@@ -136,7 +136,7 @@ def stream(
             fail_open=fail_open,
             max_retries=max_retries,
             duration=duration,
-            source_timeout=source_timeout or None,
+            source_timeout=source_timeout,
             slate=slate,
             detect_size=detect_size,
             small_faces=small_faces,

@@ -26,7 +26,7 @@ from ..media._pixels import normalise_rotation, upright
 from ..media.colour import frame_to_bgr
 from ..secrets import mask_secrets
 from .audio import AudioTimeline, Resampler
-from .reconnect import LISTEN_PAUSE_S, SOURCE_BACKOFF, SourceOutage, listens, reconnects
+from .reconnect import SourceOutage, listens, reconnects, retry_pause
 from .settings import SourceSpec
 
 log = logging.getLogger("blurcli.live")
@@ -378,7 +378,7 @@ class Capture(threading.Thread):
         self.outage.begin(mask_secrets(reason))
         if again:
             failures = self.outage.failed_attempt(mask_secrets(reason))
-            self.halt.wait(LISTEN_PAUSE_S if listens(self.spec) else SOURCE_BACKOFF.delay(failures))
+            self.halt.wait(retry_pause(self.spec, failures))
         else:
             log.warning("source %s dropped (%s): sending the slate and reconnecting", name, mask_secrets(reason))
         while not self.halt.is_set():
@@ -400,7 +400,7 @@ class Capture(threading.Thread):
             except InputError as exc:
                 failures = self.outage.failed_attempt(str(exc))
                 log.debug("source %s not back yet (attempt %d): %s", name, failures, exc)
-                pause = LISTEN_PAUSE_S if listens(self.spec) else SOURCE_BACKOFF.delay(failures)
+                pause = retry_pause(self.spec, failures)
                 self.halt.wait(pause if left is None else max(0.0, min(pause, left)))
                 continue
             self._container = container

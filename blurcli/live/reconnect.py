@@ -47,6 +47,11 @@ SOURCE_BACKOFF = Backoff(first=0.25, limit=4.0)
 LISTEN_PAUSE_S = 0.05
 
 
+def retry_pause(spec, failures: int) -> float:
+    """Seconds to wait before opening a source again after ``failures`` failed attempts."""
+    return LISTEN_PAUSE_S if listens(spec) else SOURCE_BACKOFF.delay(failures)
+
+
 def reconnects(spec) -> bool:
     """Whether a source is opened again when it stops: live sources only (URLs and devices)."""
     return not spec.is_file and spec.format != "lavfi"

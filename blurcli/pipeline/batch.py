@@ -122,12 +122,7 @@ class Worker:
         own = getattr(self.redactor, "audit_record", None)
         if own is not None:
             return own(src)
-        matcher = getattr(self.redactor, "matcher", None)
-        detect = getattr(self.spec.settings, "detect", None)
-        return audit.expected(
-            self.spec.settings, src=src, identity=matcher is not None and not matcher.empty,
-            yunet=bool(getattr(detect, "yunet", False)),
-        )
+        return audit.expected_of(self.redactor, self.spec.settings, src)
 
     def run(self, task: Task, progress: Callable | None = None):
         """Do one file (or find it done); errors are raised."""

@@ -118,12 +118,21 @@ def redact_image(
     Returns:
         (redacted copy, faces with identity filled, action per face: "kept" or "hidden").
     """
-    faces = detector.detect(image, sideways=detector.settings.sideways)
-    faces = identify_faces(image, faces, encoder=encoder, matcher=matcher, identity=identity_settings)
+    faces, actions = decide_faces(image, detector=detector, matcher=matcher, encoder=encoder, identity_settings=identity_settings)
     keep = faces.enrolled
     out = image.copy()
     redact(out, faces.xyxy[~keep], redact_settings, keep=faces.xyxy[keep])
-    return out, faces, ["kept" if k else "hidden" for k in keep]
+    return out, faces, actions
+
+
+def decide_faces(
+    image: np.ndarray, *, detector, matcher=None, encoder=None, identity_settings: IdentitySettings = IdentitySettings()
+) -> tuple[Faces, list[str]]:
+    """Find every face of ``image`` and decide it: "kept" for an enrolled person, else "hidden"
+    (``blurcli photo``'s decisions, also what ``blurcli review`` shows)."""
+    faces = detector.detect(image, sideways=detector.settings.sideways)
+    faces = identify_faces(image, faces, encoder=encoder, matcher=matcher, identity=identity_settings)
+    return faces, ["kept" if k else "hidden" for k in faces.enrolled]
 
 
 class PhotoRedactor:

@@ -132,6 +132,16 @@ class VideoReport:
         return asdict(self)
 
     @classmethod
+    def of(cls, src: Path, dst: Path | None, analysis: "Analysis", tracks: list[TrackReport]) -> "VideoReport":
+        """The report of pass 1's ``analysis`` and its decided ``tracks`` (``dst`` None: nothing written)."""
+        return cls(
+            input=str(src), output=None if dst is None else str(dst), width=analysis.info.width,
+            height=analysis.info.height, frames=analysis.frames, fps=round(analysis.fps, 6),
+            detected_frames=analysis.detected_frames, full_size_detections=analysis.full_size_detections,
+            cuts=analysis.cuts, tracks=tracks, camera=camera_record(analysis.offsets),
+        )
+
+    @classmethod
     def from_dict(cls, data: dict) -> "VideoReport":
         """The report ``to_dict`` wrote (keys it does not know are ignored)."""
         data = known_fields(cls, data)
@@ -598,20 +608,8 @@ class VideoRedactor(MaskWriter):
         ensure_parent(dst)
         self.write(src, dst, plan, analysis.frames, progress)
         written = time.perf_counter()
-        report = VideoReport(
-            input=str(src),
-            output=str(dst),
-            width=analysis.info.width,
-            height=analysis.info.height,
-            frames=analysis.frames,
-            fps=round(analysis.fps, 6),
-            detected_frames=analysis.detected_frames,
-            full_size_detections=analysis.full_size_detections,
-            cuts=analysis.cuts,
-            tracks=tracks,
-            camera=camera_record(analysis.offsets),
-            seconds={"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)},
-        )
+        report = VideoReport.of(src, dst, analysis, tracks)
+        report.seconds = {"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)}
         report.plan = plan  # the boxes hidden in each frame (harnesses measure false masks); not in to_dict()
         log.debug(
             "%s: %d frames, detector on %d, %d cuts, %d tracks hidden, %d kept",

@@ -175,21 +175,20 @@ class Reviewer:
 
     def _review_photo(self, src: Path) -> Reviewed:
         from ..media.image_io import load_picture
-        from ..pipeline.photo import FileReport, PhotoRedactor, identify_faces
+        from ..pipeline.photo import FileReport, PhotoRedactor, decide_faces
 
         if self._photo is None:
             self._photo = PhotoRedactor(self.photo_settings)
         redactor, settings = self._photo, self.photo_settings
         picture = load_picture(src, max_pixels=settings.max_pixels)
         image = picture.bgr
-        faces = redactor.detector.detect(image, sideways=redactor.detector.settings.sideways)
-        faces = identify_faces(image, faces, encoder=redactor.encoder, matcher=redactor.matcher, identity=settings.identity)
-        actions = ["kept" if k else "hidden" for k in faces.enrolled]
+        faces, actions = decide_faces(
+            image, detector=redactor.detector, matcher=redactor.matcher, encoder=redactor.encoder,
+            identity_settings=settings.identity,
+        )
         report = FileReport.of(src, Path(""), image, faces, actions)
         report.output = None
-        report.audit = audit.expected(
-            settings, src=src, identity=not redactor.matcher.empty, yunet=bool(getattr(settings.detect, "yunet", False))
-        )
+        report.audit = audit.expected_of(redactor, settings, src)
         path, rel = self._name("still")
         write_private(path, _jpeg(_still(image)))
         view = {"kind": "photo", "stills": [{"frame": 0, "src": rel, "boxes": [
@@ -202,23 +201,15 @@ class Reviewer:
 
     def _review_video(self, src: Path, progress) -> Reviewed:
         from ..media.video_io import VideoReader
-        from ..pipeline.video import VideoRedactor, VideoReport, camera_record
+        from ..pipeline.video import VideoRedactor, VideoReport
 
         if self._video is None:
             self._video = VideoRedactor(self.video_settings)
         redactor = self._video
         analysis = redactor.analyse(src, progress)
         _, tracks = redactor.plan(analysis)
-        report = VideoReport(
-            input=str(src), output=None, width=analysis.info.width, height=analysis.info.height,
-            frames=analysis.frames, fps=round(analysis.fps, 6), detected_frames=analysis.detected_frames,
-            full_size_detections=analysis.full_size_detections, cuts=analysis.cuts, tracks=tracks,
-            camera=camera_record(analysis.offsets),
-        )
-        report.audit = audit.expected(
-            redactor.settings, src=src, identity=not redactor.matcher.empty,
-            yunet=bool(getattr(redactor.settings.detect, "yunet", False)),
-        )
+        report = VideoReport.of(src, None, analysis, tracks)
+        report.audit = audit.expected_of(redactor, redactor.settings, src)
 
         # What to cut: thumbnails along each track, stills every second.
         wanted: dict[int, list[tuple[str, object]]] = {}
