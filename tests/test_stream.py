@@ -632,3 +632,48 @@ def test_a_listening_source_waiting_for_its_publisher_stops_at_once_on_a_signal(
     assert time.monotonic() - sent < 5, err
     assert proc.returncode == 0 and "before the first frame: nothing was sent or recorded" in err, err
     assert "Traceback" not in err and not list(tmp_path.glob("*rec*"))
+
+
+def test_record_keeps_what_was_streamed_when_the_server_refuses(tmp_path):
+    """--record beside --rtmp: nobody listens at the ingest, blurcli gives up after --max-retries
+    (exit 8, the key in no message), and the local copy is closed, kept and plays to its end."""
+    from rtmp_server import free_port
+
+    from tests.hardening_support import run_blurcli
+
+    url = f"rtmp://127.0.0.1:{free_port()}/live/{KEY}"
+    outcome = run_blurcli(
+        "stream", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "--rtmp", url, "--record", "copy.flv",
+        "--max-retries", "1", "--no-status", cwd=tmp_path, timeout=120,
+    )
+    assert outcome.code == 8, outcome.stderr
+    assert "could not stream to rtmp://127.0.0.1" in outcome.stderr and "recording copy.flv was closed and kept" in outcome.stderr
+    assert KEY not in outcome.stdout + outcome.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["copy.flv"]  # no temp file left beside it
+    packets, frames, audio, _, codecs = read_back(tmp_path / "copy.flv")
+    assert codecs == ("h264", "aac", 48000, 2) and packets[0][1]
+    assert len(frames) == len(packets) >= 15
+    assert np.abs(np.diff([p for p, _ in packets]) - 1 / 30).max() <= 0.001
+    assert abs(audio.shape[1] / 48000 - len(frames) / 30) < 0.1
+
+
+def test_record_needs_rtmp_and_a_known_container(tmp_path):
+    from tests.hardening_support import run_blurcli
+
+    alone = run_blurcli("stream", "testsrc2", "-f", "lavfi", "--output", "a.flv", "--record", "b.flv", cwd=tmp_path)
+    assert alone.code == 2 and "use --output FILE" in alone.stderr
+    mkv = run_blurcli("stream", "testsrc2", "-f", "lavfi", "--rtmp", f"rtmp://127.0.0.1/live/{KEY}", "--record", "b.mkv", cwd=tmp_path)
+    assert mkv.code == 2 and "--record must end in .flv or .mp4" in mkv.stderr
+    assert KEY not in mkv.stderr and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flag", ["--output", "--record"])
+def test_a_recording_never_overwrites_the_source(tmp_path, flag):
+    from tests.hardening_support import run_blurcli
+
+    clip = write_flash_beep_clip(tmp_path / "clip.mp4", seconds=1.0)
+    before = clip.read_bytes()
+    extra = ["--rtmp", f"rtmp://127.0.0.1/live/{KEY}"] if flag == "--record" else []
+    outcome = run_blurcli("stream", "clip.mp4", *extra, flag, "./clip.mp4", "--no-status", cwd=tmp_path)
+    assert outcome.code == 2 and "never overwrites an input" in outcome.stderr
+    assert clip.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

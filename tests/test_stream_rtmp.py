@@ -19,6 +19,7 @@ import pytest
 from blurcli.detect import load_detector
 from blurcli.faces import Faces, iou_matrix
 from blurcli.live import LiveStream, SourceSpec, StreamSettings, build_privacy
+from blurcli.live.settings import DEFAULT_DELAY_S
 from blurcli.live.sink import Backoff
 from blurcli.settings import IdentitySettings
 from helpers import scorer
@@ -197,11 +198,19 @@ def test_stream_to_server_is_cfr_keyframed_and_hides_every_face_but_the_enrolled
     assert KEY not in out + err
 
 
+def _video_payloads(path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(video=0) if p.dts is not None]
+
+
 def test_server_down_at_start_and_dropped_mid_stream_the_stream_resumes_with_a_keyframe(server, tmp_path, caplog, capfd):
+    """--record beside it: one encode, so each connection got a run of the recording's very packets,
+    and the recording went on without a gap while the server was away."""
     caplog.set_level(logging.DEBUG, logger="blurcli")
     server.stop()  # down at start
     url = server.url("live", KEY)
-    settings = StreamSettings(SourceSpec("testsrc2=size=320x240:rate=30", "lavfi"), rtmp_url=url, delay=0.1)
+    copy = tmp_path / "copy.mp4"
+    settings = StreamSettings(SourceSpec("testsrc2=size=320x240:rate=30", "lavfi"), rtmp_url=url, record=copy, delay=0.1)
     privacy = build_privacy(settings, 30)
     # Attempts 1 s apart: right after one fails there is time to start the server and a player
     # before the next, so the player sees the resumed stream from its first packet.
@@ -241,6 +250,18 @@ def test_server_down_at_start_and_dropped_mid_stream_the_stream_resumes_with_a_k
         assert packets[0][1], "every connection must start with a keyframe"
         assert np.abs(np.diff([p for p, _ in packets]) - 1 / 30).max() <= 0.001
         assert len(frames) == len(packets) >= 30
+    # The recording: every tick from the first to the last, 1/30 s apart, through both outages.
+    packets, frames, audio, _, codecs = read_back(copy)
+    assert codecs == ("h264", "aac", 48000, 2) and packets[0][1]
+    assert len(frames) == len(packets) == stream.stats.recorded == stream.stats.ticks
+    assert np.abs(np.diff([p for p, _ in packets]) - 1 / 30).max() <= 0.001
+    assert abs(audio.shape[1] / 48000 - len(frames) / 30) < 0.1
+    recorded = _video_payloads(copy)
+    for recorder in (first, second):
+        received = _video_payloads(recorder.path)
+        start = recorded.index(received[0])
+        assert recorded[start:start + len(received)] == received
+    assert stream.stats.failures >= 2 and stream.stats.sent < stream.stats.recorded
     out, err = capfd.readouterr()
     messages = [r.getMessage() for r in caplog.records]
     assert any("retrying" in m for m in messages) and any("reconnected" in m for m in messages)
@@ -409,5 +430,6 @@ def test_the_recording_survives_a_source_that_never_comes_back_and_shows_the_giv
     grey_slate = cv2.cvtColor(slate, cv2.COLOR_BGR2GRAY)
     is_slate = [redaction.detail_correlation(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), grey_slate) > redaction.KEPT for f in frames]
     first = is_slate.index(True)
-    assert all(is_slate[first:]) and len(frames) - first >= 0.9 * 2 * 30  # the given slate until the timeout
+    # The given slate from the last picture (the look-ahead after the drop) until the timeout.
+    assert all(is_slate[first:]) and len(frames) - first >= 0.9 * (2 - DEFAULT_DELAY_S) * 30
     assert first >= 5 and not any(is_slate[:first])  # the picture before it

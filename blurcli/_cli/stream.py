@@ -70,6 +70,10 @@ def stream(
         "out of your shell history. The key is masked in every message.",
     ),
     output: Optional[Path] = typer.Option(None, "--output", help="Record to this .flv or .mp4 instead of streaming.", dir_okay=False),
+    record: Optional[Path] = typer.Option(
+        None, "--record", dir_okay=False,
+        help="With --rtmp: also keep what is sent in this .flv or .mp4 (the same encode; kept whatever ends the run).",
+    ),
     fps: int = typer.Option(30, "--fps", min=1, max=120, help="Constant output frame rate."),
     size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Output size, e.g. 1280x720 (default: the source's)."),
     bitrate: Optional[int] = typer.Option(
@@ -111,7 +115,7 @@ def stream(
 ) -> None:
     """Stream a camera, file or URL live with every face hidden except enrolled people.
 
-    Output is H.264 + AAC at a constant frame rate with a keyframe every 2 s, sent to an RTMP server or recorded with --output. Lost connections are retried with backoff, a live source that drops is opened again while a slate goes out; Ctrl-C stops cleanly.
+    Output is H.264 + AAC at a constant frame rate with a keyframe every 2 s, sent to an RTMP server (a copy kept with --record) or recorded with --output. Lost connections are retried with backoff, a live source that drops is opened again while a slate goes out; Ctrl-C stops cleanly.
     """
     with reporting():
         if device is not None and source is not None:
@@ -129,6 +133,7 @@ def stream(
             audio=audio,
             rtmp_url=rtmp or None,
             output=output,
+            record=record,
             fps=fps,
             size=_parse_size(size),
             bitrate=None if bitrate is None else bitrate * 1000,
@@ -160,6 +165,8 @@ def stream(
         stats = live.stats
         how = "stopped (Ctrl-C)" if interrupted else "finished"
         where = f"recorded to {settings.output}" if settings.output else f"sent to {settings.target}"
+        if settings.record:
+            where += f" ({stats.recorded} recorded to {settings.record})"
         if stats.source == "gave up":
             how = f"finished (the source stayed away for {source_timeout:g} s)"
         away = f", {stats.slate} slate frames over {stats.source_drops} source drop(s)" if stats.source_drops else ""

@@ -23,7 +23,8 @@ from .clock import CfrClock
 from .lookahead import LookAhead, Release
 from .settings import StreamSettings, default_bitrate
 from .reconnect import Backoff, Slate
-from .sink import EncoderSettings, Sink
+from .encode import EncoderSettings
+from .sink import Sink
 from .stats import StreamStats
 from .workers import Detection, DetectionWorker, IdentityWorker, detect_function
 
@@ -212,10 +213,11 @@ class LiveStream:
         detect(np.zeros((height, width, 3), np.uint8))
         enc = EncoderSettings(width, height, s.fps, s.bitrate or default_bitrate(width, height, s.fps), s.keyframe_interval, s.preset)
         log.info(
-            "streaming %s -> %s: %dx%d at %d fps, %.1f Mbit/s, look-ahead %.2f s",
-            s.source.describe(), s.target, width, height, s.fps, enc.bitrate / 1e6, s.delay,
+            "streaming %s -> %s%s: %dx%d at %d fps, %.1f Mbit/s, look-ahead %.2f s",
+            s.source.describe(), s.target, f" (recorded to {s.record})" if s.record else "",
+            width, height, s.fps, enc.bitrate / 1e6, s.delay,
         )
-        sink = Sink(enc, url=s.rtmp_url, path=s.output, stats=self.stats, max_retries=s.max_retries, backoff=self.backoff)
+        sink = Sink(enc, url=s.rtmp_url, path=s.recording, stats=self.stats, max_retries=s.max_retries, backoff=self.backoff)
         self._slate = Slate((width, height), s.redact, s.slate)
         votes_lock = threading.Lock()
         identity = None
@@ -248,11 +250,10 @@ class LiveStream:
             self.stop_event.set()
             # A recording is never thrown away: it holds only pictures already hidden, so whatever
             # ends the run, it is closed properly and kept. A network send is simply dropped.
-            recording = parts.sink.path is not None
-            parts.sink.finish(abort=failed and not recording)
+            parts.sink.finish(abort=failed)
             self._join(parts.sink, timeout=None if not failed else 15.0)
-            if failed and recording and parts.sink.error is None and parts.sink.path.exists():
-                log.warning("the recording %s was closed and kept (%d frames)", parts.sink.path, self.stats.sent)
+            if failed and parts.sink.recorded:
+                log.warning("the recording %s was closed and kept (%d frames)", parts.sink.path, self.stats.recorded)
             for thread in parts.threads:
                 if thread is not parts.sink:
                     self._join(thread, timeout=5.0)
@@ -261,9 +262,10 @@ class LiveStream:
         if interrupted:
             raise KeyboardInterrupt
         if not parts.sink.connected_once and self.stats.ticks:
+            kept = f"; the recording {parts.sink.path} was kept" if parts.sink.recorded else ""
             raise StreamError(
                 f"the source ended before a connection to {self.settings.target} succeeded"
-                f" ({parts.sink.last_failure or 'no attempt finished'}); nothing was sent"
+                f" ({parts.sink.last_failure or 'no attempt finished'}); nothing was sent{kept}"
             )
         return self.stats
 

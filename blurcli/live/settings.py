@@ -102,6 +102,8 @@ class StreamSettings:
             (silence if it has none).
         rtmp_url: ingest URL ``rtmp[s]://host/app/KEY``; None records to ``output`` instead.
         output: recording file (.flv or .mp4) when ``rtmp_url`` is None.
+        record: a local copy (.flv or .mp4) of what is sent to ``rtmp_url``, from the same encode;
+            kept whatever ends the run, also while the connection is down.
         fps: output frame rate, held constant whatever the source does.
         size: output (width, height); None keeps the source's size (rounded down to even).
         bitrate: video bitrate cap in bit/s; None follows :func:`default_bitrate`.
@@ -123,6 +125,7 @@ class StreamSettings:
     audio: SourceSpec | None = None
     rtmp_url: str | None = None
     output: Path | None = None
+    record: Path | None = None
     fps: int = 30
     size: tuple[int, int] | None = None
     bitrate: int | None = None
@@ -144,8 +147,19 @@ class StreamSettings:
             raise UsageError(f"give either an RTMP URL (--rtmp or {RTMP_URL_ENV}) or --output FILE, not both or neither")
         if self.rtmp_url is not None:
             check_ingest_url(self.rtmp_url)
-        if self.output is not None and Path(self.output).suffix.lower() not in (".flv", ".mp4"):
-            raise UsageError(f"--output must end in .flv or .mp4, got {Path(self.output).name!r}")
+        if self.record is not None and self.rtmp_url is None:
+            raise UsageError("--record keeps a copy of what is streamed with --rtmp; to record only, use --output FILE")
+        for flag, path in (("--output", self.output), ("--record", self.record)):
+            if path is not None and Path(path).suffix.lower() not in (".flv", ".mp4"):
+                raise UsageError(f"{flag} must end in .flv or .mp4, got {Path(path).name!r}")
+        if self.recording is not None:
+            from ..pipeline.paths import check_not_input
+
+            for spec in (self.source, self.audio):
+                if spec is not None and spec.is_file:
+                    check_not_input(Path(spec.url), Path(self.recording))
+            if self.slate is not None:
+                check_not_input(Path(self.slate), Path(self.recording))
         if not 1 <= self.fps <= 120:
             raise UsageError(f"--fps must be between 1 and 120, got {self.fps}")
         if not 0.0 <= self.delay <= MAX_DELAY_S:
@@ -161,6 +175,11 @@ class StreamSettings:
     def target(self) -> str:
         """Where the stream goes, secrets masked (for logs and the status line)."""
         return mask_secrets(self.rtmp_url) if self.rtmp_url else str(self.output)
+
+    @property
+    def recording(self) -> Path | None:
+        """The file this run writes locally, if any (``output`` or ``record``)."""
+        return self.output if self.output is not None else self.record
 
     @property
     def keyframe_interval(self) -> int:

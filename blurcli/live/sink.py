@@ -1,10 +1,11 @@
-"""The sink: encode H.264 + AAC and mux to an RTMP server or a recording, reconnecting on failure.
+"""The sink: one encode of every picture, muxed to the recording and to the RTMP server.
 
-It runs in its own thread so that a slow or dead network never holds up the output clock. Every
-connection is a new session (new muxer, new encoders), so it starts with a header and a keyframe,
-which is what an ingest server needs to resume a stream. Timestamps come from the clock's tick
-numbers; a tick lost in the queue is filled by repeating the previous picture, so the stream's
-frame rate stays constant.
+The encoder and the recording run in the sink's thread, so a slow or dead network never holds up
+the output clock or the local copy; the connection has a thread of its own
+(:class:`Connection`) that reconnects with backoff. Each connection starts at a fresh keyframe
+with timestamps from zero, which is what an ingest server needs to resume a stream. Timestamps
+come from the clock's tick numbers; a tick lost in the queue is filled by repeating the previous
+picture, so the stream's frame rate stays constant.
 """
 from __future__ import annotations
 
@@ -14,134 +15,24 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from ..errors import OutputError, StreamError
-from ..media.atomic import atomic_output
-from ..media.colour import STREAM_TAGS, bgr_to_frame
-from ..media.codec import add_video_stream
+from ..media.atomic import publish, temp_path_beside
 from ..secrets import mask_secrets
+from .encode import Encoder, EncoderSettings, Muxer
 from .reconnect import Backoff
-from .settings import AUDIO_BITRATE, AUDIO_CHANNELS, AUDIO_RATE
 from .stats import StreamStats
 
 log = logging.getLogger("blurcli.live")
 
 #: Errors that mean the connection (or the server) is gone; anything else is a bug.
 NETWORK_ERRORS = (av.FFmpegError, OSError)
-#: Seconds a network operation may block before the connection counts as dead.
-IO_TIMEOUT_S = 10.0
 
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    """How every session encodes.
-
-    Attributes:
-        width, height: picture size (even).
-        fps: frame rate; the video time base is 1/fps.
-        bitrate: video bitrate cap in bit/s (VBV max rate, 1 s buffer).
-        keyint: frames between keyframes (exactly; scene cuts add none).
-        preset: libx264 preset.
-    """
-
-    width: int
-    height: int
-    fps: int
-    bitrate: int
-    keyint: int
-    preset: str = "veryfast"
-
-
-class Session:
-    """One connection (or the recording): a muxer with an H.264 and an AAC stream.
-
-    The connection itself is made by FFmpeg on the first write, so a refused connection surfaces
-    from :meth:`write`.
-    """
-
-    def __init__(self, target: str, fmt: str, enc: EncoderSettings) -> None:
-        self.container = av.open(target, "w", format=fmt, timeout=IO_TIMEOUT_S)
-        try:
-            video = add_video_stream(
-                self.container,
-                width=enc.width,
-                height=enc.height,
-                rate=enc.fps,
-                time_base=Fraction(1, enc.fps),
-                colour=STREAM_TAGS,
-                options={
-                    "preset": enc.preset,
-                    "tune": "zerolatency",
-                    "profile": "high",
-                    "x264-params": f"keyint={enc.keyint}:min-keyint={enc.keyint}:scenecut=0:bframes=0",
-                    "maxrate": str(enc.bitrate),
-                    "bufsize": str(enc.bitrate),
-                },
-                bit_rate=enc.bitrate,
-                keyint=enc.keyint,
-            )
-            audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
-            audio.bit_rate = AUDIO_BITRATE
-            audio.time_base = Fraction(1, AUDIO_RATE)
-        except BaseException:
-            self.container.close()
-            raise
-        self.video, self.audio = video, audio
-        self._pending = np.zeros((AUDIO_CHANNELS, 0), np.float32)
-        self._audio_pts = 0
-        self.bytes = 0
-        self.frames = 0
-
-    def write(self, pts: int, image: np.ndarray, samples: np.ndarray) -> int:
-        """Encode one picture (BGR) at video ``pts`` and its (2, n) audio samples; returns bytes muxed."""
-        frame = bgr_to_frame(image, STREAM_TAGS)
-        frame.pts = pts
-        written = self._mux(self.video.encode(frame))
-        self._pending = np.concatenate([self._pending, samples], axis=1) if self._pending.shape[1] else samples
-        size = 1024
-        while self._pending.shape[1] >= size:
-            chunk, self._pending = self._pending[:, :size], self._pending[:, size:]
-            written += self._mux(self.audio.encode(_audio_frame(chunk, self._audio_pts)))
-            self._audio_pts += size
-        self.frames += 1
-        return written
-
-    def _mux(self, packets) -> int:
-        total = 0
-        for packet in packets:
-            total += packet.size
-            self.container.mux(packet)
-        self.bytes += total
-        return total
-
-    def close(self) -> None:
-        """Flush both encoders and write the trailer."""
-        try:
-            self._mux(self.video.encode(None))
-            if self._pending.shape[1]:
-                pad = np.zeros((AUDIO_CHANNELS, 1024 - self._pending.shape[1]), np.float32)
-                self._mux(self.audio.encode(_audio_frame(np.concatenate([self._pending, pad], axis=1), self._audio_pts)))
-            self._mux(self.audio.encode(None))
-        finally:
-            self.container.close()
-
-    def abort(self) -> None:
-        """Close without flushing (the connection is gone)."""
-        with contextlib.suppress(*NETWORK_ERRORS):
-            self.container.close()
-
-
-def _audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp", layout="stereo")
-    frame.sample_rate = AUDIO_RATE
-    frame.pts = pts
-    frame.time_base = Fraction(1, AUDIO_RATE)
-    return frame
+__all__ = ["EncoderSettings", "Sink", "Connection", "Backoff"]
 
 
 @dataclass
@@ -152,17 +43,19 @@ class _Item:
 
 
 class Sink(threading.Thread):
-    """Encodes and sends frames handed over by the output loop.
+    """Encodes the frames handed over by the output loop once, for the recording and the connection.
 
     Args:
         enc: encoder settings.
-        url: RTMP ingest URL (retried with backoff), or None to record to ``path``.
-        path: recording (.flv/.mp4), written to a temp file and renamed when the stream ends cleanly.
+        url: RTMP ingest URL (retried with backoff by a :class:`Connection`), or None.
+        path: recording (.flv/.mp4), written to a temp file and renamed when it is closed; None for
+            none. At least one of ``url`` and ``path`` is given.
         stats: updated as frames go out.
-        max_retries: consecutive failures tolerated (None: forever); then :attr:`error` is a StreamError.
-        backoff: delays between attempts.
-        queue_s: seconds of frames that may wait for the encoder before the oldest are dropped.
-            This bounds the latency the sink adds when the encoder or the network cannot keep up.
+        max_retries: consecutive connection failures tolerated (None: forever); then :attr:`error`
+            is a StreamError. A recording is still closed and kept.
+        backoff: delays between connection attempts.
+        queue_s: seconds of frames that may wait for the encoder (or the network) before the
+            oldest are dropped. This bounds the latency the sink adds when either falls behind.
     """
 
     def __init__(
@@ -177,36 +70,42 @@ class Sink(threading.Thread):
         queue_s: float = 1.0,
     ) -> None:
         super().__init__(name="blurcli-sink", daemon=True)
-        if (url is None) == (path is None):
-            raise ValueError("give url or path")
+        if url is None and path is None:
+            raise ValueError("give url, path or both")
         self.enc = enc
-        self.url = url
         self.path = Path(path) if path is not None else None
         self.stats = stats
-        self.max_retries = max_retries
-        self.backoff = backoff or Backoff()
+        self.connection = Connection(url, enc.fps, stats, max_retries, backoff, queue_s) if url else None
         self._queue: collections.deque[_Item] = collections.deque(maxlen=max(2, int(queue_s * enc.fps)))
         self._cond = threading.Condition()
         self._finishing = False
         self._abort = False
-        self.error: BaseException | None = None
-        self._session: Session | None = None
-        self._failures = 0
-        self._next_attempt = 0.0
-        self._connected_once = False
-        self.last_failure: str | None = None
-        self._tick0 = 0  # tick that has pts 0 in the current session
+        self._error: BaseException | None = None
+        self._tick0 = 0  # tick that has pts 0
         self._last: _Item | None = None
         self.overflow = 0
+        #: the recording was closed properly and is in place
+        self.recorded = False
+
+    @property
+    def error(self) -> BaseException | None:
+        """What ended (or should end) the run: the recording failed, or the connection gave up."""
+        if self._error is not None:
+            return self._error
+        return self.connection.error if self.connection is not None else None
 
     @property
     def connected_once(self) -> bool:
-        """Whether any connection (or the recording) ever took a frame."""
-        return self._connected_once or self.path is not None
+        """Whether any connection ever took a frame (or there is only a recording)."""
+        return self.connection is None or self.connection.connected_once
+
+    @property
+    def last_failure(self) -> str | None:
+        return self.connection.last_failure if self.connection is not None else None
 
     @property
     def target(self) -> str:
-        return mask_secrets(self.url) if self.url else str(self.path)
+        return self.connection.target if self.connection is not None else str(self.path)
 
     # -- called by the output loop -------------------------------------------------------------
 
@@ -219,27 +118,64 @@ class Sink(threading.Thread):
             self._cond.notify()
 
     def finish(self, abort: bool = False) -> None:
-        """Send what is queued, flush and close (``abort``: drop the queue, and a recording with it;
-        the runner never aborts a recording)."""
+        """Encode what is queued, flush and close. ``abort`` drops the connection without
+        sending what is queued; a recording is never aborted: it is finished and kept."""
         with self._cond:
             self._finishing = True
             self._abort = abort
-            if abort:
+            if abort and self.path is None:
                 self._queue.clear()
             self._cond.notify()
 
     # -- the thread ---------------------------------------------------------------------------
 
     def run(self) -> None:
+        encoder = recording = tmp = None
+        connection = self.connection
         try:
+            encoder = Encoder(self.enc)
             if self.path is not None:
-                self._record()
-            else:
-                self._stream()
+                tmp = temp_path_beside(self.path)
+                recording = self._recording_call(lambda: Muxer(str(tmp), _format(self.path), encoder))
+                self.stats.state = "recording"
+            if connection is not None:
+                connection.encoder = encoder
+                connection.start()
+            while not self._done():
+                item = self._next()
+                if item is not None:
+                    for tick, image, samples in self._fill(item):
+                        self._encode(encoder, recording, tick, image, samples)
+            packets = encoder.flush()
+            if recording is not None:
+                self._recording_call(lambda: recording.mux(packets))
+                self._recording_call(recording.close)
+                recording = None
+                publish(tmp, self.path)
+                tmp, self.recorded = None, True
+            if connection is not None:
+                connection.put(packets)
         except BaseException as exc:  # passed to the output loop
-            self.error = exc
+            self._error = exc
         finally:
+            if connection is not None and connection.ident is not None:
+                connection.finish(abort=self._abort or self._error is not None)
+                connection.join()
+            if recording is not None:
+                recording.abort()
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            if encoder is not None:
+                encoder.close()
             self.stats.state = "stopped" if self.error is None else "failed"
+
+    def _recording_call(self, call):
+        """Run one step of writing the recording; its failures are the recording's (OutputError)."""
+        try:
+            return call()
+        except NETWORK_ERRORS as exc:
+            raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from None
 
     def _next(self) -> _Item | None:
         with self._cond:
@@ -250,73 +186,164 @@ class Sink(threading.Thread):
 
     def _done(self) -> bool:
         with self._cond:
+            if self._finishing and self.path is None and self.connection.error is not None:
+                return True  # nowhere left to send to
             return self._finishing and not self._queue
 
-    def _record(self) -> None:
-        fmt = "mp4" if self.path.suffix.lower() == ".mp4" else "flv"
-        with atomic_output(self.path) as tmp:
-            try:
-                self._session = Session(str(tmp), fmt, self.enc)
-            except NETWORK_ERRORS as exc:
-                raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from None
-            self.stats.state = "recording"
-            try:
-                while not self._done():
-                    item = self._next()
-                    if item is not None:
-                        self._send(item)
-                if self._abort:
-                    raise OutputError("recording aborted")
-                self._session.close()
-            except NETWORK_ERRORS as exc:
-                self._session.abort()
-                raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from None
-            finally:
-                self._session = None
+    def _fill(self, item: _Item):
+        """``item`` and, before it, the previous picture again for each lost tick (up to a second;
+        a longer loss shifts the timeline instead of filling it)."""
+        last, self._last = self._last, item
+        if last is not None:
+            gap = item.tick - last.tick - 1
+            if gap > self.enc.fps:
+                self._tick0 += gap
+            else:
+                for missing in range(last.tick + 1, item.tick):
+                    self.stats.repeated += 1
+                    yield missing, last.image, np.zeros_like(item.samples)
+        yield item.tick, item.image, item.samples
 
-    def _stream(self) -> None:
-        while not self._done():
-            item = self._next()
-            if item is None:
-                continue
-            if self._session is None and not self._connect(item):
-                self.stats.unsent += 1
-                continue
-            try:
-                self._send(item)
-            except NETWORK_ERRORS as exc:
-                self._failed(exc)
-                self.stats.unsent += 1
-                continue
-            if self.stats.state != "live":
-                if self._connected_once:
-                    self.stats.reconnects += 1
-                log.info("%s to %s", "reconnected" if self._connected_once else "connected", self.target)
-                self._failures = 0
-                self._connected_once = True
-                self.stats.state = "live"
-        if self._session is not None:
-            session, self._session = self._session, None
-            if self._abort:
-                session.abort()
+    def _encode(self, encoder: Encoder, recording: Muxer | None, tick: int, image, samples) -> None:
+        packets = encoder.encode(tick - self._tick0, image, samples)
+        if recording is not None:
+            frames = self._recording_call(lambda: recording.mux(packets))
+            self.stats.recorded += frames
+        if self.connection is not None:
+            self.connection.put(packets)
+        else:
+            self.stats.sent += 1
+            self.stats.output_rate.add()
+            written = sum(p.size for p in packets)
+            self.stats.bytes_sent += written
+            self.stats.bit_rate.add(written)
+
+
+class Connection(threading.Thread):
+    """The RTMP side of a :class:`Sink`: one session per connection, reconnected with backoff.
+
+    It has its own thread and packet queue, so a connection that blocks (a stalled mobile
+    network, a connect that times out) never holds up the encoder or the recording. A new session
+    asks the encoder for a keyframe and starts there; when the network falls ``queue_s`` behind,
+    the queue is dropped and the session goes on from the next keyframe (:meth:`Muxer.resync`).
+    """
+
+    def __init__(
+        self, url: str, fps: int, stats: StreamStats, max_retries: int | None, backoff: Backoff | None, queue_s: float
+    ) -> None:
+        super().__init__(name="blurcli-connection", daemon=True)
+        self.url = url
+        self.stats = stats
+        self.max_retries = max_retries
+        self.backoff = backoff or Backoff()
+        self.encoder: Encoder | None = None  # set by the sink before start()
+        self._limit = max(2, int(queue_s * fps))  # video packets
+        self._queue: collections.deque[av.Packet] = collections.deque()
+        self._queued_video = 0
+        self._cond = threading.Condition()
+        self._finishing = False
+        self._abort = False
+        self.error: BaseException | None = None
+        self._session: Muxer | None = None
+        self._failures = 0
+        self._next_attempt = 0.0
+        self.connected_once = False
+        self.last_failure: str | None = None
+
+    @property
+    def target(self) -> str:
+        return mask_secrets(self.url)
+
+    def put(self, packets: list[av.Packet]) -> None:
+        """Queue packets from the encoder; never blocks."""
+        video = sum(p.stream.type == "video" for p in packets)
+        with self._cond:
+            if self.error is not None or self._finishing:
                 return
-            try:
-                session.close()
-            except NETWORK_ERRORS as exc:
-                log.warning("closing the connection to %s failed: %s", self.target, _reason(exc))
+            if self._queued_video + video > self._limit:  # the network is behind: start again at a keyframe
+                self.stats.unsent += self._queued_video
+                self._queue.clear()
+                self._queued_video = 0
+                if self._session is not None:
+                    self._session.resync()
+                    if not any(p.is_keyframe and p.stream.type == "video" for p in packets):
+                        self.encoder.want_key = True
+            self._queue.extend(packets)
+            self._queued_video += video
+            self._cond.notify()
 
-    def _connect(self, item: _Item) -> bool:
-        """Open a new session when the backoff allows; the connection happens on the first write."""
+    def finish(self, abort: bool = False) -> None:
+        """Send what is queued and close (``abort``: drop it and close at once)."""
+        with self._cond:
+            self._finishing = True
+            self._abort = abort
+            if abort:
+                self._queue.clear()
+            self._cond.notify()
+
+    def run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._queue or self._finishing, timeout=0.2)
+                    if not self._queue and self._finishing:
+                        break
+                    packets, self._queued_video = list(self._queue), 0
+                    self._queue.clear()
+                self._send(packets)
+        except BaseException as exc:  # read by the sink and the output loop
+            self.error = exc
+        finally:
+            session, self._session = self._session, None
+            if session is not None:
+                if self._abort or self.error is not None:
+                    session.abort()
+                else:
+                    try:
+                        session.close()
+                    except NETWORK_ERRORS as exc:
+                        log.warning("closing the connection to %s failed: %s", self.target, _reason(exc))
+            if self.error is not None:
+                self.stats.state = "failed"
+
+    def _send(self, packets: list[av.Packet]) -> None:
+        video = sum(p.stream.type == "video" for p in packets)
+        if self._session is None and not self._connect():
+            self.stats.unsent += video
+            return
+        try:
+            sent = self._session.mux(packets)
+        except NETWORK_ERRORS as exc:
+            self._failed(exc)
+            self.stats.unsent += video
+            return
+        if self._session.waiting:  # no keyframe yet: ask for one now rather than wait up to 2 s
+            self.encoder.want_key = True
+        self.stats.unsent += video - sent
+        if sent:
+            self.stats.sent += sent
+            self.stats.output_rate.add(sent)
+            written = sum(p.size for p in packets)
+            self.stats.bytes_sent += written
+            self.stats.bit_rate.add(written)
+            if self.stats.state != "live":
+                if self.connected_once:
+                    self.stats.reconnects += 1
+                log.info("%s to %s", "reconnected" if self.connected_once else "connected", self.target)
+                self._failures = 0
+                self.connected_once = True
+                self.stats.state = "live"
+
+    def _connect(self) -> bool:
+        """Open a new session when the backoff allows; it connects at the first keyframe it is given."""
         if time.monotonic() < self._next_attempt:
             return False
         self.stats.state = "connecting"
         try:
-            self._session = Session(self.url, "flv", self.enc)
+            self._session = Muxer(self.url, "flv", self.encoder)
         except NETWORK_ERRORS as exc:
             self._failed(exc)
             return False
-        self._tick0 = item.tick
-        self._last = None
         return True
 
     def _failed(self, exc: BaseException) -> None:
@@ -335,27 +362,9 @@ class Sink(threading.Thread):
         self.stats.state = f"retrying in {delay:.1f} s: {reason}"
         log.warning("connection to %s failed (%s); retrying in %.1f s", self.target, reason, delay)
 
-    def _send(self, item: _Item) -> None:
-        """Write ``item`` at its tick's pts, repeating the previous picture over a gap of lost ticks."""
-        session = self._session
-        if self._last is not None:
-            gap = item.tick - self._last.tick - 1
-            if gap > self.enc.fps:  # over a second lost: shift the timeline rather than fill it
-                self._tick0 += gap
-            else:
-                for missing in range(self._last.tick + 1, item.tick):
-                    silence = np.zeros_like(item.samples)
-                    self._write(session, missing, self._last.image, silence)
-                    self.stats.repeated += 1
-        self._write(session, item.tick, item.image, item.samples)
-        self._last = item
 
-    def _write(self, session: Session, tick: int, image: np.ndarray, samples: np.ndarray) -> None:
-        written = session.write(tick - self._tick0, image, samples)
-        self.stats.sent += 1
-        self.stats.bytes_sent += written
-        self.stats.output_rate.add()
-        self.stats.bit_rate.add(written)
+def _format(path: Path) -> str:
+    return "mp4" if path.suffix.lower() == ".mp4" else "flv"
 
 
 def _reason(exc: BaseException) -> str:

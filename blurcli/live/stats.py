@@ -41,7 +41,8 @@ class StreamStats:
 
     Attributes:
         ticks: output clock ticks served (frames handed to the encoder).
-        sent: frames encoded and written to the current or a past connection.
+        sent: frames written to the current or a past connection (with only a recording: to it).
+        recorded: frames written to the recording (``--output`` or ``--record``).
         repeated: ticks that had no new frame ready and repeated the last one.
         dropped: captured frames never sent (the output was behind, or capture outran the queue).
         unsent: ticks lost while disconnected.
@@ -61,6 +62,7 @@ class StreamStats:
 
     ticks: int = 0
     sent: int = 0
+    recorded: int = 0
     repeated: int = 0
     dropped: int = 0
     unsent: int = 0
