@@ -221,7 +221,7 @@ class LookAhead:
         kept = np.array([n is not None for n in names], dtype=bool)
         return Release(
             frame,
-            hide=merge_overlapping(faces.xyxy[~kept]),
+            hide=merge_overlapping(_join_tracks(faces.xyxy[~kept], faces.track_id[~kept])),
             keep=faces.xyxy[kept],
             kept_names=[n for n in names if n is not None],
             covered=covered,
@@ -287,6 +287,24 @@ def _associate(raw: Faces, tracks: Faces) -> np.ndarray:
     return ids
 
 
+def _join_tracks(xyxy: np.ndarray, track_id: np.ndarray) -> np.ndarray:
+    """The boxes of one track (tracker, detections, interpolation) as their bounding box, where it
+    is at most twice the largest of them (a track that jumped keeps its boxes apart); boxes of no
+    track as they are. Done first, it leaves :func:`merge_overlapping` a box a face, not four."""
+    if len(xyxy) < 2:
+        return xyxy
+    order = np.argsort(track_id, kind="stable")
+    ids, boxes = track_id[order], xyxy[order]
+    _, start = np.unique(ids, return_index=True)
+    lo = np.minimum.reduceat(boxes[:, :2], start)
+    hi = np.maximum.reduceat(boxes[:, 2:], start)
+    largest = np.maximum.reduceat((boxes[:, 2:] - boxes[:, :2]).clip(0).prod(axis=1), start)
+    joined = (ids[start] >= 0) & ((hi - lo).prod(axis=1) <= 2.0 * largest)
+    group = np.repeat(np.arange(len(start)), np.diff(np.append(start, len(ids))))
+    apart = boxes[~joined[group]]
+    return np.concatenate([np.concatenate([lo, hi], axis=1)[joined], apart]).astype(np.float32)
+
+
 def merge_overlapping(xyxy: np.ndarray, min_iou: float = _MERGE_IOU) -> np.ndarray:
     """Replace boxes that overlap by ``min_iou`` or more with their common bounding box.
 
@@ -300,14 +318,25 @@ def merge_overlapping(xyxy: np.ndarray, min_iou: float = _MERGE_IOU) -> np.ndarr
         (m, 4) float32 boxes, m <= k, covering at least every input box.
     """
     boxes = np.asarray(xyxy, np.float32).reshape(-1, 4).copy()
+    # Merged in rounds: each round joins disjoint pairs, the most overlapping first, until no two
+    # boxes overlap enough. Joining one pair per full IoU matrix made a crowd (40 faces, ~160
+    # boxes) cost 60 ms a frame, and up to 2 s; rounds take a few.
     while len(boxes) > 1:
-        iou = iou_matrix(boxes, boxes)
-        np.fill_diagonal(iou, 0.0)
-        i, j = np.unravel_index(int(iou.argmax()), iou.shape)
-        if iou[i, j] < min_iou:
+        iou = np.triu(iou_matrix(boxes, boxes), 1)
+        first, second = np.nonzero(iou >= min_iou)
+        if not len(first):
             break
-        boxes[i] = np.concatenate([np.minimum(boxes[i, :2], boxes[j, :2]), np.maximum(boxes[i, 2:], boxes[j, 2:])])
-        boxes = np.delete(boxes, j, axis=0)
+        order = np.argsort(-iou[first, second], kind="stable")
+        used = np.zeros(len(boxes), bool)
+        pairs = []
+        for i, j in zip(first[order].tolist(), second[order].tolist()):
+            if not (used[i] or used[j]):
+                used[i] = used[j] = True
+                pairs.append((i, j))
+        keep, gone = np.asarray(pairs).T
+        boxes[keep, :2] = np.minimum(boxes[keep, :2], boxes[gone, :2])
+        boxes[keep, 2:] = np.maximum(boxes[keep, 2:], boxes[gone, 2:])
+        boxes = np.delete(boxes, gone, axis=0)
     return boxes
 
 
