@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -42,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 #: The code band: BITS blocks of BLOCK px on row CODE_Y, after a white and before a black guard.
 WIDTH, HEIGHT, BAND = 1280, 720, 96
@@ -68,10 +70,16 @@ def read_stamp(luma: np.ndarray) -> int | None:
     return int("".join("1" if b else "0" for b in bits[1:-1]), 2)
 
 
-def make_clip(src: Path, dst: Path, seconds: float, fps: int = 30) -> int:
-    """Loop ``src`` into a ``seconds`` long 1280x720 clip at exactly ``fps``, stamped; returns frames."""
+def make_clip(src: Path, dst: Path, seconds: float, fps: int = 30, size: tuple[int, int] = (WIDTH, HEIGHT)) -> int:
+    """Loop ``src`` into a ``seconds`` long clip of ``size`` at exactly ``fps``, stamped; returns frames."""
     with av.open(str(src)) as container:
         pictures = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    return write_clip(pictures, dst, seconds, fps, size)
+
+
+def write_clip(pictures: list[np.ndarray], dst: Path, seconds: float, fps: int, size: tuple[int, int]) -> int:
+    """``pictures`` in turn, letterboxed under the code band, with a 440 Hz tone; returns frames."""
+    WIDTH, HEIGHT = size  # noqa: N806 - the module's default size, here the clip's
     inner_h = HEIGHT - BAND
     inner_w = int(round(inner_h * pictures[0].shape[1] / pictures[0].shape[0])) // 2 * 2
     x0 = (WIDTH - inner_w) // 2
@@ -103,10 +111,24 @@ def make_clip(src: Path, dst: Path, seconds: float, fps: int = 30) -> int:
     return total
 
 
-def receive(url: str, out_path: str) -> None:
+def parse_size(value: str | None) -> tuple[int, int] | None:
+    return None if value is None else tuple(int(v) for v in value.lower().split("x"))
+
+
+def crowd_pictures(data: Path, tmp: Path, seconds_each: float = 4.0) -> list[np.ndarray]:
+    """Crowd pans (the README's recipe, ``benchmarks/crowdpan.py``) over the WIDER photos, 4 s each."""
+    from crowdpan import make_crowd_pan, wider_photos
+
+    pan = make_crowd_pan(data, tmp / "pan.mp4", photos=wider_photos(data)[:6], seconds_per_photo=seconds_each)
+    with av.open(str(pan.path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def receive(url: str, out_path: str, clip_size: str = f"{WIDTH}x{HEIGHT}") -> None:
     """Receiver process: play ``url`` with minimal buffering and log every packet as a JSON line."""
     options = {"rtmp_live": "live", "probesize": "65536", "analyzeduration": "500000"}
     container = av.open(url, options=options, timeout=(120.0, 10.0))
+    size = parse_size(clip_size)
     video = container.streams.video[0]
     video.thread_type = "SLICE"  # frame threads would hold frames back
     with open(out_path, "w") as log:
@@ -120,6 +142,8 @@ def receive(url: str, out_path: str) -> None:
                     continue
                 for frame in packet.decode():
                     luma = frame.to_ndarray()[: frame.height]
+                    if luma.shape[::-1] != size:  # scaled on the way (--size): the stamps sit where the clip had them
+                        luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
                     log.write(json.dumps({"t": time.monotonic(), "pts": pts, "key": bool(packet.is_keyframe), "n": read_stamp(luma)}) + "\n")
                 log.flush()
         except (av.EOFError, OSError, av.FFmpegError):
@@ -134,10 +158,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--delay", type=float, default=None, help="look-ahead (default: the stream's default)")
-    parser.add_argument("--detect-size", type=int, default=640)
+    parser.add_argument("--detect-size", type=int, default=None, help="force the detector size (default: blurcli's choice)")
+    parser.add_argument("--source-size", default="1280x720", help="size of the clip streamed (e.g. 1920x1080)")
+    parser.add_argument("--crowd", action="store_true", help="stream a crowd pan over the WIDER photos instead of the Hamilton clip")
+    parser.add_argument("--size", default=None, help="force the output size, as --size does (default: blurcli's choice)")
+    parser.add_argument("--preset", default=None, help="force the x264 preset, as --preset does (default: blurcli's choice)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--receive", nargs=2, metavar=("URL", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--receive", nargs=3, metavar=("URL", "OUT", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receive:
         receive(*args.receive)
@@ -152,19 +180,30 @@ def main() -> None:
     from blurcli.settings import DetectSettings
     from blurcli.track import CutDetector, FaceTracker
 
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("blurcli.live").setLevel(logging.INFO)  # the start-up choice and any step-down
     delay = DEFAULT_DELAY_S if args.delay is None else args.delay
     with tempfile.TemporaryDirectory(prefix="blurcli-bench-") as tmp:
         tmp = Path(tmp)
-        clip = tmp / "clip720p30.mp4"
-        print(f"building a {WIDTH}x{HEIGHT} 30 fps clip of {args.seconds + 5:.0f} s ...", flush=True)
-        make_clip(args.data / "video" / "short_hamilton_clip.mp4", clip, args.seconds + 5)
+        source_size = parse_size(args.source_size)
+        clip = tmp / "clip.mp4"
+        what = "crowd pan" if args.crowd else "Hamilton"
+        print(f"building a {source_size[0]}x{source_size[1]} 30 fps {what} clip of {args.seconds + 5:.0f} s ...", flush=True)
+        if args.crowd:
+            write_clip(crowd_pictures(args.data, tmp), clip, args.seconds + 5, 30, source_size)
+        else:
+            make_clip(args.data / "video" / "short_hamilton_clip.mp4", clip, args.seconds + 5, size=source_size)
         server = RtmpServer(workdir=tmp / "nginx").start()
         url = server.url("live", "benchmark-key")
         received = tmp / "received.jsonl"
         # The viewer is not on the streaming machine in real life: let it yield the CPU first.
-        receiver = subprocess.Popen([sys.executable, __file__, "--receive", url, str(received)], preexec_fn=lambda: os.nice(5))
+        receiver = subprocess.Popen([sys.executable, __file__, "--receive", url, str(received), args.source_size], preexec_fn=lambda: os.nice(5))
         time.sleep(0.5)
-        settings = StreamSettings(SourceSpec(str(clip)), rtmp_url=url, duration=args.seconds, delay=delay, detect_size=args.detect_size)
+        forced = {"size": parse_size(args.size), "preset": args.preset, "detect_size": args.detect_size}
+        settings = StreamSettings(
+            SourceSpec(str(clip)), rtmp_url=url, duration=args.seconds, delay=delay,
+            **{k: v for k, v in forced.items() if v is not None},
+        )
         detector = load_detector(DetectSettings(threshold=DetectSettings().threshold * LIVE_THRESHOLD_FACTOR))
         privacy = Privacy(detector, FaceTracker(fps=30), cuts=CutDetector())
         captured: dict[int, float] = {}
@@ -233,6 +272,7 @@ def main() -> None:
         "output_fps_arrivals": (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]),
         "interval_ms_timestamps": [float(intervals_ms.min()), float(intervals_ms.max())],
         "interval_ms_arrivals_p5_p50_p95_max": [percentile(arrival_ms, q) for q in (5, 50, 95)] + [float(arrival_ms.max())],
+        "longest_arrival_gap_at_s": float(pts[int(arrival_ms.argmax())] - pts[0]),
         "repeated_frames": repeated,
         "repeated_pct": 100.0 * repeated / max(1, len(video)),
         "dropped_source_frames": skipped,

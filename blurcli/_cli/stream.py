@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ..errors import UsageError
+from ..media.codec import X264_PRESETS
 from ..live import RTMP_URL_ENV, LiveStream, SourceSpec, StreamSettings, StreamStats
 from ..live.reconnect import DEFAULT_SOURCE_TIMEOUT_S, load_slate
 from ..live.settings import DEFAULT_DELAY_S, MAX_DELAY_S
@@ -75,7 +76,15 @@ def stream(
         help="With --rtmp: also keep what is sent in this .flv or .mp4 (the same encode; kept whatever ends the run).",
     ),
     fps: int = typer.Option(30, "--fps", min=1, max=120, help="Constant output frame rate."),
-    size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Output size, e.g. 1280x720 (default: the source's)."),
+    size: Optional[str] = typer.Option(
+        None, "--size", metavar="WxH",
+        help="Output size, e.g. 1280x720 (default: the largest this machine sustains, up to the source's; measured at start).",
+    ),
+    preset: Optional[str] = typer.Option(
+        None, "--preset",
+        help=f"x264 preset ({', '.join(X264_PRESETS)}); default: chosen with the size, and stepped down to superfast "
+        "if the machine falls behind.",
+    ),
     bitrate: Optional[int] = typer.Option(
         None, "--bitrate", min=200, metavar="KBPS",
         help="Video bitrate cap in kbit/s (default by resolution, as YouTube recommends: 4500 for 720p30).",
@@ -127,6 +136,8 @@ def stream(
             spec = SourceSpec(source, input_format, opts, loop=loop)
         else:
             raise UsageError("give a SOURCE or --device N")
+        if preset is not None and preset not in X264_PRESETS:
+            raise UsageError(f"unknown --preset {preset!r}; use one of {', '.join(X264_PRESETS)}")
         audio = SourceSpec(audio_device, audio_format) if audio_device else None
         settings = StreamSettings(
             spec,
@@ -136,6 +147,7 @@ def stream(
             record=record,
             fps=fps,
             size=_parse_size(size),
+            preset=preset,
             bitrate=None if bitrate is None else bitrate * 1000,
             delay=delay,
             fail_open=fail_open,

@@ -281,6 +281,8 @@ class Capture(threading.Thread):
         self.captured = 0
         self.has_audio = False
         self.source_fps: float | None = None
+        self.source_size: tuple[int, int] | None = None  # upright, even; known after open()
+        self.first_picture: np.ndarray | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -315,9 +317,10 @@ class Capture(threading.Thread):
                 container.close()
                 reason = "no frames" if isinstance(exc, StopIteration) else mask_secrets(_reason(exc))
                 raise InputError(f"cannot read video from {self.spec.describe()}: {reason}") from None
+            self.first_picture = to_bgr(first)  # the start-up choice times the encoder on it
+            self.source_size = even_size(self.first_picture.shape[1], self.first_picture.shape[0])
             if self.size is None:
-                upright = to_bgr(first)
-                self.size = even_size(upright.shape[1], upright.shape[0])
+                self.size = self.source_size
             if self.spec.is_file:  # start again from the top so that no frame or audio is lost
                 container.close()
                 self._container = open_source(self.spec)

@@ -9,7 +9,7 @@ timestamps from zero, while the recording's timeline runs on untouched.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import av
@@ -48,46 +48,48 @@ class EncoderSettings:
 class Encoder:
     """H.264 + AAC encoders whose packets any number of :class:`Muxer` take.
 
-    The encoders belong to a stream-less "null" container: starting it opens them with global
-    headers, so every muxer's stream is a copy of theirs (SPS/PPS and AudioSpecificConfig included)
-    made by :meth:`av.container.OutputContainer.add_stream_from_template`.
+    The encoders belong to "null" containers (one each, so that the video encoder can be replaced
+    while streaming): starting them opens the encoders with global headers, so every muxer's stream
+    is a copy of theirs (SPS/PPS and AudioSpecificConfig included) made by
+    :meth:`av.container.OutputContainer.add_stream_from_template`.
     """
 
     def __init__(self, enc: EncoderSettings) -> None:
         self.settings = enc
-        self._container = av.open("", "w", format="null")
+        self._audio_container = av.open("", "w", format="null")
         try:
-            self.video = add_video_stream(
-                self._container,
-                width=enc.width,
-                height=enc.height,
-                rate=enc.fps,
-                time_base=Fraction(1, enc.fps),
-                colour=STREAM_TAGS,
-                options={
-                    "preset": enc.preset,
-                    "tune": "zerolatency",
-                    "profile": "high",
-                    "x264-params": f"keyint={enc.keyint}:min-keyint={enc.keyint}:scenecut=0:bframes=0",
-                    "maxrate": str(enc.bitrate),
-                    "bufsize": str(enc.bitrate),
-                },
-                bit_rate=enc.bitrate,
-                keyint=enc.keyint,
-            )
-            self.audio = self._container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+            self.audio = self._audio_container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
             self.audio.bit_rate = AUDIO_BITRATE
             self.audio.time_base = Fraction(1, AUDIO_RATE)
-            for stream in (self.video, self.audio):
-                stream.codec_context.flags |= av.codec.context.Flags.global_header
-            self._container.start_encoding()
+            self._video_container, self.video = _open_video(enc)
+            self.audio.codec_context.flags |= av.codec.context.Flags.global_header
+            self._audio_container.start_encoding()
         except BaseException:
-            self._container.close()
+            self.close()
             raise
         self._pending = np.zeros((AUDIO_CHANNELS, 0), np.float32)
         self._audio_pts = 0
         #: set (by a muxer starting a connection) to make the next picture a keyframe
         self.want_key = False
+
+    def set_preset(self, preset: str) -> list[av.Packet]:
+        """Go on with a new x264 at ``preset``; returns the old one's last packets.
+
+        Only a preset whose SPS and PPS equal the current one's may be set (veryfast and
+        superfast: see :mod:`blurcli.live.budget`), so every muxer takes the new packets as they
+        are. The new encoder starts with an IDR, and the keyframe interval counts from it.
+        """
+        old_container, old_video = self._video_container, self.video
+        settings = replace(self.settings, preset=preset)
+        container, video = _open_video(settings)
+        if bytes(video.codec_context.extradata or b"") != bytes(old_video.codec_context.extradata or b""):
+            container.close()
+            raise ValueError(f"x264 {preset} needs other stream headers than {self.settings.preset}")
+        packets = list(old_video.encode(None))
+        self._video_container, self.video, self.settings = container, video, settings
+        with contextlib.suppress(av.FFmpegError):
+            old_container.close()
+        return packets
 
     def encode(self, pts: int, image: np.ndarray, samples: np.ndarray) -> list[av.Packet]:
         """One BGR picture at video ``pts`` and its (2, n) audio samples; returns the packets made."""
@@ -115,8 +117,40 @@ class Encoder:
         return packets
 
     def close(self) -> None:
-        with contextlib.suppress(av.FFmpegError):
-            self._container.close()
+        for container in (getattr(self, "_video_container", None), self._audio_container):
+            if container is not None:
+                with contextlib.suppress(av.FFmpegError):
+                    container.close()
+
+
+def _open_video(enc: EncoderSettings):
+    """A started null container holding one opened x264 stream with global headers."""
+    container = av.open("", "w", format="null")
+    try:
+        video = add_video_stream(
+            container,
+            width=enc.width,
+            height=enc.height,
+            rate=enc.fps,
+            time_base=Fraction(1, enc.fps),
+            colour=STREAM_TAGS,
+            options={
+                "preset": enc.preset,
+                "tune": "zerolatency",
+                "profile": "high",
+                "x264-params": f"keyint={enc.keyint}:min-keyint={enc.keyint}:scenecut=0:bframes=0",
+                "maxrate": str(enc.bitrate),
+                "bufsize": str(enc.bitrate),
+            },
+            bit_rate=enc.bitrate,
+            keyint=enc.keyint,
+        )
+        video.codec_context.flags |= av.codec.context.Flags.global_header
+        container.start_encoding()
+    except BaseException:
+        container.close()
+        raise
+    return container, video
 
 
 class Muxer:

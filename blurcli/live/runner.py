@@ -23,6 +23,7 @@ from .clock import CfrClock
 from .lookahead import LookAhead, Release
 from .settings import StreamSettings, default_bitrate
 from .reconnect import Backoff, Slate
+from .budget import StepDown, choose
 from .encode import EncoderSettings
 from .sink import Sink
 from .stats import StreamStats
@@ -111,6 +112,7 @@ class _Parts:
     identity: IdentityWorker | None
     sink: Sink
     lookahead: LookAhead
+    step_down: StepDown
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -206,12 +208,21 @@ class LiveStream:
 
     def _assemble(self, captures: list[Capture], privacy: Privacy) -> "_Parts":
         s = self.settings
-        captures[0].cuts = privacy.cuts  # shot cuts are found in the capture thread
-        width, height = captures[0].size
+        video = captures[0]
+        video.cuts = privacy.cuts  # shot cuts are found in the capture thread
         # The first inference is slow (memory, kernels); run it now so the first frames are covered.
         detect = detect_function(privacy.detector, s.detect_size, s.small_faces)
-        detect(np.zeros((height, width, 3), np.uint8))
-        enc = EncoderSettings(width, height, s.fps, s.bitrate or default_bitrate(width, height, s.fps), s.keyframe_interval, s.preset)
+        picture = video.first_picture if video.first_picture is not None else np.zeros((*video.size[::-1], 3), np.uint8)
+        detect(picture)
+        detect_ms = _cpu_ms(detect, picture)
+        interval = s.delay * DETECT_INTERVAL_SHARE
+        choice = choose(
+            video.source_size or video.size, s.fps, detect_ms=detect_ms, detect_rate=1.0 / max(interval, 0.01),
+            bitrate_for=lambda w, h: s.bitrate or default_bitrate(w, h, s.fps), picture=picture, size=s.size, preset=s.preset,
+        )
+        log.info("%s", choice.line)
+        video.size = width, height = choice.size
+        enc = EncoderSettings(width, height, s.fps, s.bitrate or default_bitrate(width, height, s.fps), s.keyframe_interval, choice.preset)
         log.info(
             "streaming %s -> %s%s: %dx%d at %d fps, %.1f Mbit/s, look-ahead %.2f s",
             s.source.describe(), s.target, f" (recorded to {s.record})" if s.record else "",
@@ -231,8 +242,22 @@ class LiveStream:
             sampler_idle=identity.idle if identity else (lambda: True),
             fail_open=s.fail_open,
         )
-        detector = DetectionWorker(detect, self._newest, self.stop_event, min_interval=s.delay * DETECT_INTERVAL_SHARE)
-        return _Parts(captures, detector, identity, sink, lookahead)
+        detector = DetectionWorker(detect, self._newest, self.stop_event, min_interval=interval)
+        # A detection must reach every frame within the look-ahead: its interval plus its run.
+        self.stats.encoding = f"{width}x{height} {choice.preset}"
+
+        def set_preset(preset: str) -> None:
+            sink.set_preset(preset)
+            self.stats.encoding = f"{width}x{height} {preset}"
+
+        def set_interval(seconds: float) -> None:
+            detector.min_interval = seconds
+
+        step_down = StepDown(
+            s.fps, None if s.preset else choice.preset, set_preset, interval, set_interval,
+            max_interval=0.8 * s.delay - 2 * detect_ms / 1000, stats=self.stats,
+        )
+        return _Parts(captures, detector, identity, sink, lookahead, step_down)
 
     def _run(self, parts: "_Parts") -> StreamStats:
         """Start the threads, run the output loop, then stop everything in order."""
@@ -327,6 +352,10 @@ class LiveStream:
             samples = audio.read(deadline - 0.5 / s.fps, count)
             sink.submit(tick, image, samples)
             stats.ticks += 1
+            parts.step_down.tick(
+                repeated=release is None and image is last_image, whole=release is not None and release.whole,
+                backlog=sink.backlog,
+            )
             if self.trace is not None:
                 self.trace(tick, release, release is None)
         stats.dropped += frames.dropped + lookahead.overflow  # frames still held at a stop were never due
@@ -384,6 +413,17 @@ class LiveStream:
         stats.faces_hidden += len(release.hide)
         stats.faces_kept += len(release.keep)
         return image
+
+
+def _cpu_ms(call, *args, runs: int = 3) -> float:
+    """CPU milliseconds of ``call(*args)``: the least of a few runs (the first runs after loading
+    a model are still slow)."""
+    times = []
+    for _ in range(runs):
+        started = time.process_time()
+        call(*args)
+        times.append((time.process_time() - started) * 1000)
+    return min(times)
 
 
 def run_stream(settings: StreamSettings, **kwargs) -> StreamStats:

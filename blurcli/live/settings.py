@@ -105,7 +105,8 @@ class StreamSettings:
         record: a local copy (.flv or .mp4) of what is sent to ``rtmp_url``, from the same encode;
             kept whatever ends the run, also while the connection is down.
         fps: output frame rate, held constant whatever the source does.
-        size: output (width, height); None keeps the source's size (rounded down to even).
+        size: output (width, height); None: the largest this machine sustains, up to the
+            source's (see :mod:`blurcli.live.budget`).
         bitrate: video bitrate cap in bit/s; None follows :func:`default_bitrate`.
         delay: look-ahead in seconds: how long each frame waits for a detection of itself or a
             later neighbour before it is sent.
@@ -115,7 +116,8 @@ class StreamSettings:
         duration: stop after this many seconds of output; None runs until the source ends or Ctrl-C.
         detect_size: longest side of the picture the detector sees (speed against small faces).
         small_faces: also run the detector's upscaled small-face pass (slow; needs a fast machine).
-        preset: libx264 preset.
+        preset: libx264 preset; None: chosen with the size, and stepped down while streaming
+            when the machine does not keep up.
         source_timeout: seconds a live source may stay away (the slate is sent meanwhile) before
             the stream ends; 0 or None waits for ever. See :mod:`blurcli.live.reconnect`.
         slate: a picture to send while the source is away; None: the last picture hidden whole.
@@ -135,7 +137,7 @@ class StreamSettings:
     duration: float | None = None
     detect_size: int = 640
     small_faces: bool = False
-    preset: str = "veryfast"
+    preset: str | None = None
     source_timeout: float | None = DEFAULT_SOURCE_TIMEOUT_S
     slate: Path | None = None
     detect: DetectSettings = DetectSettings()

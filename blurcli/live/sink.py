@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from ..errors import OutputError, StreamError
@@ -84,6 +85,8 @@ class Sink(threading.Thread):
         self._tick0 = 0  # tick that has pts 0
         self._last: _Item | None = None
         self.overflow = 0
+        self._preset: str | None = None  # asked for by the step-down
+        self._last_key = 0  # pts of the last keyframe
         #: the recording was closed properly and is in place
         self.recorded = False
 
@@ -116,6 +119,15 @@ class Sink(threading.Thread):
                 self.overflow += 1
             self._queue.append(_Item(tick, image, samples))
             self._cond.notify()
+
+    @property
+    def backlog(self) -> int:
+        """Frames waiting for the encoder (it is behind when this grows)."""
+        return len(self._queue)
+
+    def set_preset(self, preset: str) -> None:
+        """Ask for x264 ``preset`` from the next keyframe on (see :meth:`Encoder.set_preset`)."""
+        self._preset = preset
 
     def finish(self, abort: bool = False) -> None:
         """Encode what is queued, flush and close. ``abort`` drops the connection without
@@ -205,7 +217,19 @@ class Sink(threading.Thread):
         yield item.tick, item.image, item.samples
 
     def _encode(self, encoder: Encoder, recording: Muxer | None, tick: int, image, samples) -> None:
-        packets = encoder.encode(tick - self._tick0, image, samples)
+        packets = []
+        pts = tick - self._tick0
+        if self._preset is not None and (pts - self._last_key) % self.enc.keyint == 0:
+            # At a keyframe the old encoder would make anyway, so the keyframes stay 2 s apart.
+            preset, self._preset = self._preset, None
+            if preset != encoder.settings.preset:
+                packets = encoder.set_preset(preset)
+        if image.shape[1] != self.enc.width or image.shape[0] != self.enc.height:
+            image = cv2.resize(image, (self.enc.width, self.enc.height), interpolation=cv2.INTER_AREA)
+        packets += encoder.encode(pts, image, samples)
+        for packet in packets:
+            if packet.is_keyframe and packet.stream.type == "video":
+                self._last_key = packet.pts
         if recording is not None:
             frames = self._recording_call(lambda: recording.mux(packets))
             self.stats.recorded += frames

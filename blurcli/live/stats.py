@@ -58,6 +58,8 @@ class StreamStats:
         failures: failed connection attempts or dropped connections.
         state: "starting", "connecting", "live", "recording", "retrying in 2.0 s: ...", "stopped".
         started: monotonic time the output clock started.
+        encoding: the output size and x264 preset now ("1280x720 veryfast"; see :mod:`.budget`).
+        step_downs: times the stream stepped down because the machine did not keep up.
     """
 
     ticks: int = 0
@@ -79,6 +81,8 @@ class StreamStats:
     bytes_sent: int = 0
     state: str = "starting"
     started: float | None = None
+    encoding: str = ""
+    step_downs: int = 0
     input_rate: RateMeter = field(default_factory=RateMeter, repr=False)
     output_rate: RateMeter = field(default_factory=RateMeter, repr=False)
     bit_rate: RateMeter = field(default_factory=RateMeter, repr=False)

@@ -96,7 +96,7 @@ class DetectionWorker(threading.Thread):
         self._detect = detect
         self._newest = newest
         self._halt = stop
-        self._min_interval = min_interval
+        self.min_interval = min_interval  # the step-down may lengthen it while streaming
         self._now = now
         self._results: list[Detection] = []
         self._lock = threading.Lock()
@@ -107,7 +107,7 @@ class DetectionWorker(threading.Thread):
         try:
             started = -1e9
             while not self._halt.is_set():
-                wait = started + self._min_interval - self._now()
+                wait = started + self.min_interval - self._now()
                 if wait > 0:
                     self._halt.wait(wait)
                 frame = self._newest.newer_than(self.last_index, timeout=0.1)
