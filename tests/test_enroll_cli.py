@@ -182,3 +182,37 @@ def test_a_video_with_two_people_is_refused_and_nothing_is_saved(tmp_path, photo
     result = blurcli("enroll", by_turns, "--name", "obama", "--gallery", gallery_file)
     assert result.exit_code == 5 and "not the person in the rest of the video" in flat(result.output), result.output
     assert not gallery_file.exists()
+
+
+def test_enroll_from_a_camera_watches_it_for_the_seconds_given(tmp_path, photos, monkeypatch):
+    """--device N --seconds S: no /dev/video* exists here, so camera N is a clip of two poses
+    (read as its pictures come, like a camera's); both poses are sampled, a stranger is not kept."""
+    from blurcli.live.settings import SourceSpec
+
+    obama1 = photos["obama"].with_name("obama1.jpg")
+    clip = _clip_of(tmp_path / "camera.mp4", [obama1, photos["obama2"], photos["biden"]], frames_each=20)
+    opened = []
+
+    def camera(index, options=None):
+        opened.append(index)
+        return SourceSpec(str(clip))
+
+    monkeypatch.setattr(SourceSpec, "camera", staticmethod(camera))
+    gallery_file = tmp_path / "g.json"
+    nameless = blurcli("enroll", "--device", "2", "--gallery", gallery_file)
+    assert nameless.exit_code == 2 and "give --name" in flat(nameless.output)
+    # 1.5 s of the camera: both poses of him (0-1.6 s), not the stranger who follows at 1.6 s.
+    result = blurcli("enroll", "--device", "2", "--seconds", "1.5", "--name", "obama", "--gallery", gallery_file)
+    assert result.exit_code == 0, result.output
+    assert opened == [2] and "camera.mp4 for 1.5 s: look at it" in flat(result.output)
+    assert "from video frames" in flat(result.output)
+    from blurcli.pipeline.photo import PhotoRedactor, PhotoSettings
+    from blurcli.settings import IdentitySettings
+
+    redactor = PhotoRedactor(PhotoSettings(identity=IdentitySettings(gallery=gallery_file)))
+    for photo, action in ((obama1, "kept"), (photos["obama2"], "kept"), (photos["biden"], "hidden")):
+        assert [f.action for f in redactor.redact_file(photo, tmp_path / f"out-{photo.name}").faces] == [action], photo
+    # Watched for longer, the stranger who steps in refuses the whole enrolment.
+    longer = blurcli("enroll", "--device", "2", "--seconds", "3", "--name", "x", "--gallery", tmp_path / "g2.json")
+    assert longer.exit_code == 5 and "not the person in the rest of the video" in flat(longer.output)
+    assert not (tmp_path / "g2.json").exists()

@@ -108,18 +108,23 @@ def detection(index: int, *boxes) -> Detection:
     return Detection(frame(index), make_faces(*boxes), latency=0.05, seconds=0.04)
 
 
-def write_flash_beep_clip(path: Path, *, seconds: float = 3.0, fps: int = 30, flash_at: float = 1.5, size=(160, 120)) -> Path:
+def write_flash_beep_clip(
+    path: Path, *, seconds: float = 3.0, fps: int = 30, flash_at: float = 1.5, size=(160, 120), pcm: bool = False
+) -> Path:
     """A dark clip with one white frame at ``flash_at`` and a 1 kHz beep starting at the same time.
 
     The picture also has a bright square at (40..80, 30..70) (a stand-in "face" for the fake detector).
+    Sound: AAC stereo at 44.1 kHz (a phone's), or with ``pcm`` 16-bit PCM mono at 48 kHz (a
+    capture card's; ``path`` then needs a container that takes PCM, such as .mkv).
     """
     width, height = size
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.time_base = Fraction(1, fps)
-        audio = out.add_stream("aac", rate=44100, layout="stereo")
-        audio.time_base = Fraction(1, 44100)
+        rate = 48000 if pcm else 44100
+        audio = out.add_stream("pcm_s16le" if pcm else "aac", rate=rate, layout="mono" if pcm else "stereo")
+        audio.time_base = Fraction(1, rate)
         rng = np.random.default_rng(0)
         texture = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
         flash_frame = int(round(flash_at * fps))
@@ -132,13 +137,17 @@ def write_flash_beep_clip(path: Path, *, seconds: float = 3.0, fps: int = 30, fl
             f.pts = i
             out.mux(video.encode(f))
         out.mux(video.encode(None))
-        n = int(seconds * 44100)
-        t = np.arange(n) / 44100
+        n = int(seconds * rate)
+        t = np.arange(n) / rate
         wave = np.where(t >= flash_at, 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0).astype(np.float32)
         stereo = np.stack([wave, wave])
         for start in range(0, n - 1024, 1024):
-            a = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start : start + 1024]), format="fltp", layout="stereo")
-            a.sample_rate = 44100
+            if pcm:
+                samples = (wave[None, start : start + 1024] * 32767).astype(np.int16)
+                a = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            else:
+                a = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start : start + 1024]), format="fltp", layout="stereo")
+            a.sample_rate = rate
             a.pts = start
             out.mux(audio.encode(a))
         out.mux(audio.encode(None))
@@ -455,8 +464,11 @@ def test_a_source_that_ends_before_any_connection_is_a_stream_error(tmp_path):
 # -- a recording end to end -------------------------------------------------------------------
 
 
-def test_recording_is_cfr_with_2s_keyframes_aac_48k_and_audio_in_sync(tmp_path):
-    clip = write_flash_beep_clip(tmp_path / "clip.mp4", seconds=5.0, flash_at=2.5)
+@pytest.mark.parametrize("pcm", [False, True], ids=["aac-from-a-phone", "pcm-from-a-capture-card"])
+def test_recording_is_cfr_with_2s_keyframes_aac_48k_and_audio_in_sync(tmp_path, pcm):
+    clip = write_flash_beep_clip(tmp_path / ("clip.mkv" if pcm else "clip.mp4"), seconds=5.0, flash_at=2.5, pcm=pcm)
+    with av.open(str(clip)) as source:
+        assert source.streams.audio[0].codec_context.name == ("pcm_s16le" if pcm else "aac")
     out = tmp_path / "live.flv"
     settings = StreamSettings(SourceSpec(str(clip)), output=out, fps=30, delay=0.2)
     trace = []

@@ -12,13 +12,14 @@ from rich.table import Table
 from ..identity.enroll import enroll as enroll_photos
 from ..identity.gallery import Gallery, Person
 from . import app, options
+from ..errors import UsageError
 from .common import console, reporting
 
 
 @app.command()
 def enroll(
-    photos: List[Path] = typer.Argument(
-        ..., metavar="PHOTO", help="Photos of one person, one face each, or a short video of them alone (a selfie "
+    photos: Optional[List[Path]] = typer.Argument(
+        None, metavar="[PHOTO]...", help="Photos of one person, one face each, or a short video of them alone (a selfie "
         "clip turning the head: up to 8 varied frames are taken). Several make a stronger match."
     ),
     name: Optional[str] = typer.Option(
@@ -26,13 +27,29 @@ def enroll(
         "An existing name gets the new photos added."
     ),
     largest: bool = typer.Option(False, "--largest", help="In a photo with several faces, enrol the largest one."),
+    device: Optional[int] = typer.Option(
+        None, "--device", "-d", min=0,
+        help="Enrol from V4L2 camera N (/dev/videoN) as from a video: look at it, turn your head, step back. Needs --name.",
+    ),
+    seconds: float = typer.Option(10.0, "--seconds", min=1.0, max=60.0, help="How long --device is watched."),
     gallery: options.OptionalPath = options.GALLERY,
     max_pixels: int = options.MAX_PIXELS,
 ) -> None:
     """Learn a person's face so it stays sharp. Only face encodings are stored, never the photos."""
     with reporting():
+        camera = None
+        if device is not None and name is None:
+            raise UsageError("give --name with --device: who is in front of the camera")
+        if device is not None:
+            from ..live.settings import SourceSpec
+
+            camera = SourceSpec.camera(device)
+            console.print(f"watching {camera.describe()} for {seconds:g} s: look at it, turn your head slowly, step back")
         with console.status("finding and encoding faces..."):
-            result = enroll_photos(photos, name=name, gallery_path=gallery, largest=largest, max_pixels=max_pixels)
+            result = enroll_photos(
+                photos or [], name=name, gallery_path=gallery, largest=largest, max_pixels=max_pixels,
+                camera=camera, seconds=seconds,
+            )
     person = result.person
     what = "enrolled" if result.created else "added to"
     from_videos = sum(p.at_s is not None for p in result.photos)

@@ -29,7 +29,7 @@ from ..settings import DEFAULT_TOLERANCE
 from .encoder import FaceEncoder
 from .gallery import Gallery, Person, check_name
 from .matcher import Matcher
-from .video_samples import is_video, video_samples
+from .video_samples import camera_frames, is_video, samples_from_frames, video_samples
 
 log = logging.getLogger("blurcli.enroll")
 
@@ -97,6 +97,8 @@ def enroll(
     max_pixels: int | None = None,
     detector=None,
     encoder: FaceEncoder | None = None,
+    camera=None,
+    seconds: float = 10.0,
 ) -> EnrolmentResult:
     """Add one person's face from each photo to the gallery.
 
@@ -109,6 +111,8 @@ def enroll(
         max_pixels: refuse photos with more pixels than this (default: the image reader's limit).
         detector: a FaceDetector (default ``blurcli.detect.load_detector()``).
         encoder: a FaceEncoder (default a new one).
+        camera: a live source (``SourceSpec``, e.g. ``SourceSpec.camera(0)``) to enrol from as
+            well, read for ``seconds``, under the rules of a video.
 
     Returns:
         What was enrolled.
@@ -120,8 +124,10 @@ def enroll(
         GalleryError: the gallery cannot be read or written, or the name is not valid.
     """
     paths = _unique([Path(p) for p in photos])
-    if not paths:
-        raise UsageError("give at least one photo to enroll")
+    if not paths and camera is None:
+        raise UsageError("give at least one photo or video to enroll, or --device N")
+    if name is None and not paths:
+        raise UsageError("give --name: who is in front of the camera")
     name = check_name(name if name is not None else paths[0].stem)
     gallery = Gallery.open(gallery_path)  # a damaged gallery fails before minutes of work
     detector = detector if detector is not None else _default_detector()
@@ -132,10 +138,16 @@ def enroll(
     accepted: list[EnrolledPhoto] = []
     encodings: list[np.ndarray] = []
     refusals: list[str] = []
-    for path in paths:
-        if is_video(path):
+    for path in paths + ([camera] if camera is not None else []):
+        if path is camera or is_video(path):
             try:
-                frames, found = video_samples(path, detector=detector, encoder=encoder, largest=largest)
+                if path is camera:
+                    frames, found = samples_from_frames(
+                        camera_frames(camera, seconds), camera.describe(), detector=detector, encoder=encoder, largest=largest
+                    )
+                    path = Path(camera.url)
+                else:
+                    frames, found = video_samples(path, detector=detector, encoder=encoder, largest=largest)
             except EnrolmentError as exc:
                 refusals.append(str(exc))
                 continue
