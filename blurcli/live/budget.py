@@ -67,6 +67,17 @@ def scaled_size(source: tuple[int, int], height: int | None) -> tuple[int, int]:
     return new_w - new_w % 2, height - height % 2
 
 
+def cpu_ms(call, *args, runs: int = 3) -> float:
+    """CPU milliseconds of ``call(*args)`` (the detector's, at start): the least of a few runs,
+    as the first runs after loading a model are still slow."""
+    times = []
+    for _ in range(runs):
+        started = time.process_time()
+        call(*args)
+        times.append((time.process_time() - started) * 1000)
+    return min(times)
+
+
 def encode_ms(size: tuple[int, int], preset: str, picture: np.ndarray, fps: int, bitrate: int) -> float:
     """CPU milliseconds per frame x264 takes here at ``size`` and ``preset``.
 

@@ -23,7 +23,7 @@ from .clock import CfrClock
 from .lookahead import LookAhead, Release
 from .settings import StreamSettings, default_bitrate
 from .reconnect import Backoff, Slate
-from .budget import StepDown, choose
+from .budget import StepDown, choose, cpu_ms
 from .encode import EncoderSettings
 from .sink import Sink
 from .stats import StreamStats
@@ -214,7 +214,7 @@ class LiveStream:
         detect = detect_function(privacy.detector, s.detect_size, s.small_faces)
         picture = video.first_picture if video.first_picture is not None else np.zeros((*video.size[::-1], 3), np.uint8)
         detect(picture)
-        detect_ms = _cpu_ms(detect, picture)
+        detect_ms = cpu_ms(detect, picture)
         interval = s.delay * DETECT_INTERVAL_SHARE
         choice = choose(
             video.source_size or video.size, s.fps, detect_ms=detect_ms, detect_rate=1.0 / max(interval, 0.01),
@@ -243,7 +243,6 @@ class LiveStream:
             fail_open=s.fail_open,
         )
         detector = DetectionWorker(detect, self._newest, self.stop_event, min_interval=interval)
-        # A detection must reach every frame within the look-ahead: its interval plus its run.
         self.stats.encoding = f"{width}x{height} {choice.preset}"
 
         def set_preset(preset: str) -> None:
@@ -253,6 +252,7 @@ class LiveStream:
         def set_interval(seconds: float) -> None:
             detector.min_interval = seconds
 
+        # A detection must reach every frame within the look-ahead: its interval plus its run.
         step_down = StepDown(
             s.fps, None if s.preset else choice.preset, set_preset, interval, set_interval,
             max_interval=0.8 * s.delay - 2 * detect_ms / 1000, stats=self.stats,
@@ -413,17 +413,6 @@ class LiveStream:
         stats.faces_hidden += len(release.hide)
         stats.faces_kept += len(release.keep)
         return image
-
-
-def _cpu_ms(call, *args, runs: int = 3) -> float:
-    """CPU milliseconds of ``call(*args)``: the least of a few runs (the first runs after loading
-    a model are still slow)."""
-    times = []
-    for _ in range(runs):
-        started = time.process_time()
-        call(*args)
-        times.append((time.process_time() - started) * 1000)
-    return min(times)
 
 
 def run_stream(settings: StreamSettings, **kwargs) -> StreamStats:
