@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from ..errors import OutputError, StreamError
@@ -163,7 +162,7 @@ class Sink(threading.Thread):
                 self._recording_call(lambda: recording.mux(packets))
                 self._recording_call(recording.close)
                 recording = None
-                publish(tmp, self.path)
+                self._recording_call(lambda: publish(tmp, self.path))
                 tmp, self.recorded = None, True
             if connection is not None:
                 connection.put(packets)
@@ -224,8 +223,6 @@ class Sink(threading.Thread):
             preset, self._preset = self._preset, None
             if preset != encoder.settings.preset:
                 packets = encoder.set_preset(preset)
-        if image.shape[1] != self.enc.width or image.shape[0] != self.enc.height:
-            image = cv2.resize(image, (self.enc.width, self.enc.height), interpolation=cv2.INTER_AREA)
         packets += encoder.encode(pts, image, samples)
         for packet in packets:
             if packet.is_keyframe and packet.stream.type == "video":
