@@ -25,6 +25,7 @@ from blurcli.live.capture import Capture, CapturedFrame, FrameQueue, Mailbox
 from blurcli.live.clock import CfrClock
 from blurcli.live.lookahead import LookAhead
 from blurcli.live.sink import Backoff
+from blurcli.live.source_clock import BUFFERED_S, INTERLEAVE_S, MAX_CATCH_UP_S, Backlog, SourceClock
 from blurcli.live.workers import Detection
 from blurcli.secrets import mask_secrets
 
@@ -414,6 +415,38 @@ def test_a_file_is_delivered_on_its_own_timeline_keeping_only_the_newest_frames(
     assert np.allclose(np.diff([f.time for f in kept]), 1 / 30, atol=1e-6)  # paced by pts
     assert newest.newer_than(28, timeout=0).index == 29
     assert audio.written > 40000  # ~1 s of 48 kHz audio
+
+
+def test_a_live_backlog_ends_at_the_first_packet_that_waits_and_keeps_the_sound_just_before_it():
+    ft = FakeTime()
+    backlog = Backlog(ft.now)
+    assert not backlog.stale(0.0)  # at the live edge until told otherwise
+    backlog.begin()
+    chunk = np.ones((2, 480), np.float32)
+    for i in range(50):  # 1 s of packets read straight from a buffer
+        assert backlog.stale(0.0001)
+        backlog.hold(i * 0.02, chunk)
+    assert not backlog.stale(BUFFERED_S) and not backlog.catching_up and backlog.dropped == 50
+    held = [t for t, _ in backlog.sound()]
+    assert held[0] >= 0.98 - INTERLEAVE_S - 1e-9 and held[-1] == pytest.approx(0.98) and backlog.sound() == []
+    backlog.begin()  # a source decoded slower than it plays never waits: dropping still ends
+    ft.t += MAX_CATCH_UP_S
+    assert not backlog.stale(0.0) and not backlog.catching_up
+
+
+def test_the_source_clock_keeps_one_stream_running_ahead_on_it_and_tells_a_jump_and_a_stall():
+    ft = FakeTime()
+    clock = SourceClock(paced=False, now=ft.now)
+    clock.anchor(5.0)  # the live edge: source time 5 s is now
+    assert clock.time(4.9) == pytest.approx(ft.t - 0.1)  # held sound from just before it
+    assert clock.time(5.05) == pytest.approx(ft.t + 0.05)  # sound ahead of its picture: same clock
+    ft.t += 0.04
+    assert clock.time(5.04) == pytest.approx(ft.t)
+    assert clock.time(6.0) == pytest.approx(ft.t)  # its clock jumped ahead: now
+    assert clock.time(5.9) == pytest.approx(ft.t - 0.1)  # and the clock moved with it
+    ft.t += 2.0
+    assert clock.stalled(clock.time(6.0)) and not clock.stalled(clock.time(7.9))
+    assert not SourceClock(paced=True, now=ft.now).stalled(0.0)  # a file waits for its timestamps
 
 
 # -- the sink: errors never show the key -------------------------------------------------------

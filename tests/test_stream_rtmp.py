@@ -364,9 +364,9 @@ def test_a_phone_that_drops_gets_the_slate_and_the_stream_never_stops(server, da
 
     # The picture, the slate through the 4 s gap, the picture again, the slate until the timeout.
     kinds = _kinds(frames, picture, data_dir)
-    # A few frames may be hidden whole too (W): the phone's first packets arrive in a burst while
-    # the detector is busy, and a frame not covered in time is hidden whole, as always live. They
-    # are counted as such; a slate lasts as long as the gap.
+    # A few frames may be hidden whole too (W): the first pictures after the phone connects can
+    # be due before a detection covers them, and a frame not covered in time is hidden whole, as
+    # always live. They are counted as such; a slate lasts as long as the gap.
     kinds = re.sub(r"S+", lambda m: m.group() if len(m.group()) >= 15 else "W" * len(m.group()), kinds)
     assert kinds.count("W") <= stream.stats.whole_hidden, kinds
     runs = [(m.group()[0], len(m.group())) for m in re.finditer(r"P+|S+|\?+", kinds.replace("W", ""))]
@@ -402,6 +402,46 @@ def test_a_phone_that_drops_gets_the_slate_and_the_stream_never_stops(server, da
     assert any("dropped" in m and "reconnecting" in m for m in messages)
     assert any("is back after" in m for m in messages) and any("--source-timeout" in m for m in messages)
     assert all(KEY not in m for m in messages) and KEY not in out + err
+
+
+def test_what_piles_up_while_blurcli_gets_ready_is_dropped_in_picture_and_sound_alike(data_dir):
+    """The phone connects; blurcli takes 1.5 s to get ready (the detector warms up, the encoder is
+    timed) while the push piles up. Capture starts at the live edge: no burst of the past (frames
+    1/30 s apart from the first), and every marked picture, the first one too, has its beep at its
+    own capture time. Read as a burst, the first pictures shared one instant and a beep was lost."""
+    from blurcli.live.audio import AudioTimeline
+    from blurcli.live.capture import Capture, FrameQueue
+    from rtmp_server import BEEP, MARK, Publisher, free_port
+
+    ingest = f"rtmp://127.0.0.1:{free_port()}/live/phone"
+    frames, timeline, stop = FrameQueue(maxlen=300), AudioTimeline(), threading.Event()
+    capture = Capture(SourceSpec(ingest, options={"listen": "1"}), frames=frames, newest=None, audio=timeline, stop=stop, source_timeout=20)
+    phone = Publisher(ingest, _phone_picture(data_dir), size=PHONE_SIZE, bursts=[6.0])
+    phone.start()
+    try:
+        capture.open()
+        time.sleep(1.5)
+        capture.start()
+        time.sleep(3.5)
+    finally:
+        stop.set()
+        capture.join(10)
+        phone.join(20)
+    got = frames.drain()
+    assert capture.error is None and capture.backlog.dropped >= 30, (capture.error, capture.backlog.dropped)
+    # Capture time follows the phone's clock from the first picture (a burst put 1.5 s of pictures
+    # within a few frames; measured 0.3 ms from the phone's clock).
+    times = np.array([f.time for f in got])
+    drift = times - np.arange(len(times)) / 30
+    assert len(got) >= 90 and np.abs(drift - np.median(drift)).max() < 0.01, (drift - np.median(drift)).round(3)
+    sound = timeline.read(times[0], int((times[-1] - times[0]) * 48000))
+    loud = np.abs(sound).max(axis=0) > BEEP * 0.6
+    marked = [f.time - times[0] for f in got if f.image[MARK[1] + 5:MARK[3] - 5, MARK[0] + 5:MARK[2] - 5].mean() > 200]
+    assert len(marked) >= 3, marked
+    for at in marked:  # the beep within a frame of its picture
+        window = loud[max(0, int((at - 1 / 30) * 48000)):int((at + 2 / 30) * 48000)]
+        assert window.any(), (at, marked)
+    assert loud.sum() <= len(marked) * 1.2 * 48000 / 30  # and no beep elsewhere
 
 
 def test_the_recording_survives_a_source_that_never_comes_back_and_shows_the_given_slate(data_dir, tmp_path):

@@ -5,7 +5,9 @@ when the output loop is slow, and into a one-slot mailbox from which the detecto
 Each frame is stamped with the monotonic time it was captured; audio is written to the
 :class:`~blurcli.live.audio.AudioTimeline` on the same clock, which keeps the two in sync.
 
-A file (or a lavfi graph) is delivered in real time from its timestamps, like a camera would.
+A file (or a lavfi graph) is delivered in real time from its timestamps, like a camera would. How
+timestamps become capture time, and where a live source's present begins after a backlog, is
+:mod:`blurcli.live.source_clock`.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ..secrets import mask_secrets
 from .audio import AudioTimeline, Resampler
 from .reconnect import SourceOutage, listens, reconnects, retry_pause
 from .settings import SourceSpec
+from .source_clock import Backlog, SourceClock
 
 log = logging.getLogger("blurcli.live")
 
@@ -203,31 +206,6 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
-class _Anchor:
-    """Maps source timestamps (seconds) to monotonic capture time, shared by audio and video."""
-
-    def __init__(self, paced: bool, now: Callable[[], float]) -> None:
-        self.paced = paced
-        self._now = now
-        self._base: float | None = None  # monotonic time of source time 0
-        self.offset = 0.0  # added to source times (loops of a file)
-
-    def time(self, source_s: float | None) -> float:
-        now = self._now()
-        if source_s is None:
-            return now
-        source_s += self.offset
-        if self._base is None:
-            self._base = now - source_s
-        at = self._base + source_s
-        if not self.paced and (at > now + 0.005 or at < now - 1.0):
-            # A live source's clock jumped or drifted: capture time cannot be in the future,
-            # and more than a second behind means its timestamps no longer follow the wall clock.
-            self._base = now - source_s
-            at = now
-        return at
-
-
 class Capture(threading.Thread):
     """Decodes a source until it ends or ``stop`` is set.
 
@@ -273,7 +251,8 @@ class Capture(threading.Thread):
         self.halt = stop
         self.size = size
         self._now = now
-        self._anchor = _Anchor(spec.paced, now)
+        self._anchor = SourceClock(spec.paced, now)
+        self.backlog = Backlog(now)
         self._container: av.container.InputContainer | None = None
         self._index = 0
         self.error: BaseException | None = None
@@ -335,8 +314,10 @@ class Capture(threading.Thread):
     # -- the thread --------------------------------------------------------------------------
 
     def run(self) -> None:
-        # Time starts now, not when open() peeked at the first frame (the detector warmed up since).
-        self._anchor = _Anchor(self.spec.paced, self._now)
+        # Time starts now, not when open() peeked at the first frame (the detector warmed up since),
+        # and a live source starts at its live edge, not with what piled up meanwhile.
+        self._anchor = SourceClock(self.spec.paced, self._now)
+        self._catch_up()
         try:
             while not self.halt.is_set():
                 live = reconnects(self.spec)
@@ -408,7 +389,8 @@ class Capture(threading.Thread):
                 continue
             self._container = container
             self.has_audio = bool(container.streams.audio) and self.audio is not None
-            self._anchor = _Anchor(self.spec.paced, self._now)  # the new connection's timestamps start anew
+            self._anchor = SourceClock(self.spec.paced, self._now)  # the new connection's timestamps start anew
+            self._catch_up()
             self._cut_next = True  # nothing seen before the gap vouches for anyone after it
             return True
         return False
@@ -424,10 +406,18 @@ class Capture(threading.Thread):
             streams.append(audio)
         resampler = Resampler() if audio is not None else None
         last_end = 0.0
+        packets = container.demux(streams)
         try:
-            for packet in container.demux(streams):
-                if self.halt.is_set():
-                    return
+            while not self.halt.is_set():
+                before = self._now()
+                packet = next(packets, None)
+                if packet is None:
+                    break
+                if self.backlog.catching_up:
+                    if self.backlog.stale(self._now() - before):
+                        self._drop(packet, audio, resampler)
+                        continue
+                    self._live_edge(packet)
                 for frame in packet.decode():
                     if packet.stream is video:
                         last_end = self._video(frame, last_end)
@@ -441,9 +431,48 @@ class Capture(threading.Thread):
             raise InputError(f"reading {self.spec.describe()} failed: {mask_secrets(_reason(exc))}") from None
         self._anchor.offset += last_end  # the next loop of a file continues where this one ended
 
+    def _catch_up(self) -> None:
+        """Drop a live source's backlog from the next packet on (see :mod:`.source_clock`)."""
+        if not self.spec.paced:
+            self.backlog.begin()
+
+    def _drop(self, packet: av.Packet, audio, resampler: Resampler | None) -> None:
+        """A backlog packet: decoded (the decoder needs its references), its picture dropped, its
+        sound held until the live edge is known."""
+        for frame in packet.decode():
+            if packet.stream is audio and frame.time is not None and self.audio is not None:
+                at = frame.time
+                for chunk in resampler(frame):
+                    self.backlog.hold(at, chunk)
+                    at += chunk.shape[1] / self.audio.rate
+
+    def _live_edge(self, packet: av.Packet) -> None:
+        """The first packet that had to wait: a fresh clock takes the newest moment received as
+        now, and the sound held from just before it is written where it belongs."""
+        held = self.backlog.sound()
+        self._anchor = SourceClock(self.spec.paced, self._now)
+        newest = [source_s for source_s, _ in held]
+        if packet.pts is not None and packet.time_base is not None:
+            newest.append(float(packet.pts * packet.time_base))
+        if newest:
+            self._anchor.anchor(max(newest))
+            for source_s, chunk in held:
+                self.audio.write(self._anchor.time(source_s), chunk)
+
+    def _stalled(self, at: float) -> bool:
+        """A live packet this late means the source stalled: drop what piled up meanwhile."""
+        if not self._anchor.stalled(at):
+            return False
+        log.debug("source %s stalled: dropping what piled up", self.spec.describe())
+        self._catch_up()
+        self._cut_next = True  # the scene may have changed while nothing came
+        return True
+
     def _video(self, frame: av.VideoFrame, last_end: float) -> float:
         t = frame.time
         at = self._anchor.time(t)
+        if self._stalled(at):
+            return last_end
         self._pace(at)
         image = to_bgr(frame)
         width, height = self.size
@@ -477,6 +506,8 @@ class Capture(threading.Thread):
 
     def _audio(self, frame: av.AudioFrame, resampler: Resampler) -> None:
         at = self._anchor.time(frame.time)
+        if self._stalled(at):
+            return
         if self.frames is None:  # an audio-only input paces itself; otherwise video sets the pace
             self._pace(at)
             if self.outage.active:

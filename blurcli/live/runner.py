@@ -340,7 +340,10 @@ class LiveStream:
                 last_picture, slate = release.frame.image, None
                 stats.dropped += release.skipped
                 image = last_image
-            elif outage.active or slate is not None:  # away (or back, not yet due): the slate, never a frozen picture
+            elif (outage.active and not len(lookahead)) or slate is not None:
+                # Away, and the pictures from before the drop all sent (or back, not yet due): the
+                # slate, never a frozen picture. A tick short of a picture while those still drain
+                # repeats one, rather than flash the slate between them.
                 if slate is None:
                     slate = self._slate.picture(last_picture)
                 image = slate
