@@ -463,7 +463,10 @@ class Capture(threading.Thread):
         """A live packet this late means the source stalled: drop what piled up meanwhile."""
         if not self._anchor.stalled(at):
             return False
-        log.debug("source %s stalled: dropping what piled up", self.spec.describe())
+        log.info(
+            "source %s fell %.1f s behind (a stall): dropping what piled up, resuming at the live moment",
+            self.spec.describe(), self._now() - at,
+        )
         self._catch_up()
         self._cut_next = True  # the scene may have changed while nothing came
         return True
