@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -46,3 +47,13 @@ def dlib_landmarks_5() -> Path:
         "models/shape_predictor_5_face_landmarks.dat",
         "pip install face_recognition_models==0.3.0",
     )
+
+
+def bundled_weights(path: Path, sha256: str) -> Path:
+    """A weights file shipped inside blurcli (``blurcli/detect/weights``), checked against its sha256."""
+    if not path.is_file():
+        raise ModelError(f"model file {path} is missing; reinstall blurcli")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise ModelError(f"model file {path} is damaged (sha256 {digest[:12]}..., expected {sha256[:12]}...); reinstall blurcli")
+    return path

@@ -43,6 +43,8 @@ class DetectSettings:
         yunet_max_side: longest side of the picture YuNet sees (it is cheap: full 1080p frames).
         sideways: photos are also searched turned 90 and 270 degrees (faces lying sideways: a
             turned photo without EXIF, people lying down), see :meth:`FaceDetector.detect`.
+        backend: which runtime runs CenterFace: ``"auto"`` (see :func:`blurcli.detect.auto_backend`),
+            ``"int8"``, ``"opencv"`` or ``"onnxruntime"``; the benchmarks compare them with it.
     """
 
     threshold: float = 0.2
@@ -52,6 +54,7 @@ class DetectSettings:
     yunet_threshold: float = 0.8
     yunet_max_side: int = 1920
     sideways: bool = True
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)

