@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 
 from .base import Backend, cpu_count
+from .int8 import REQUIRES as _INT8_REQUIRES
+from .int8 import Int8Backend
 from .onnx_runtime import REQUIRES as _ONNX_REQUIRES
 from .onnx_runtime import OnnxRuntimeBackend
 from .opencv_dnn import OpenCVBackend
@@ -20,7 +22,9 @@ def _installed(*packages: str) -> bool:
 
 #: Installed backends by name.
 AVAILABLE_BACKENDS: dict[str, type[Backend]] = {OpenCVBackend.backend_id: OpenCVBackend}
+if _installed(*_INT8_REQUIRES):
+    AVAILABLE_BACKENDS[Int8Backend.backend_id] = Int8Backend
 if _installed(*_ONNX_REQUIRES):
     AVAILABLE_BACKENDS[OnnxRuntimeBackend.backend_id] = OnnxRuntimeBackend
 
-__all__ = ["AVAILABLE_BACKENDS", "Backend", "OnnxRuntimeBackend", "OpenCVBackend", "cpu_count"]
+__all__ = ["AVAILABLE_BACKENDS", "Backend", "Int8Backend", "OnnxRuntimeBackend", "OpenCVBackend", "cpu_count"]
