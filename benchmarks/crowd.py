@@ -10,7 +10,7 @@ also reports how many pixels changed there.
 
 Usage:
     python benchmarks/crowd.py [--data ../shared/data] [--photos 8] [--seconds 3] [--sizes 720 1080]
-                               [--deface] [--detect-every N] [--detect-size PX]
+                               [--deface] [--detect-every N] [--detect-size PX] [--backends int8 opencv]
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-every", type=int, default=None)
     parser.add_argument("--detect-size", type=int, default=None)
     parser.add_argument("--yunet", type=float, default=None, help="YuNet threshold (0: YuNet off)")
+    parser.add_argument("--backends", nargs="*", default=["auto"], choices=["auto", "int8", "opencv", "onnxruntime"],
+                        help="detector runtimes to run side by side on the same pans (default: the one blurcli picks)")
     parser.add_argument("--keep", action="store_true", help="keep the clips and outputs")
     args = parser.parse_args(argv)
     sys.path.insert(0, str((args.data / ".." / "tools").resolve()))
@@ -70,22 +73,27 @@ def main(argv: list[str] | None = None) -> int:
     detect = DetectSettings()
     if args.yunet is not None:
         detect = DetectSettings(yunet=args.yunet > 0, yunet_threshold=args.yunet or detect.yunet_threshold)
-    settings = VideoSettings(
-        detect=detect,
-        identity=IdentitySettings(gallery=work / "empty-gallery.json"),
-        detect_every=args.detect_every,
-        detect_max_side=args.detect_size,
-    )
-    redactor = VideoRedactor(settings)
+    redactors = {
+        backend: VideoRedactor(VideoSettings(
+            detect=replace(detect, backend=backend),
+            identity=IdentitySettings(gallery=work / "empty-gallery.json"),
+            detect_every=args.detect_every,
+            detect_max_side=args.detect_size,
+        ))
+        for backend in args.backends
+    }
     rows = []
     for height in args.sizes:
         pan = make_crowd_pan(args.data, work / f"crowd_{height}p.mp4", photos=photos, size=SIZES[height],
                              seconds_per_photo=args.seconds)
-        seconds, masks = run_blurcli(redactor, pan.path, work / f"crowd_{height}p.blurcli.mp4")
-        score = score_pan(pan, work / f"crowd_{height}p.blurcli.mp4", redaction)
-        outside = masked_outside_faces(masks, pan)
-        rows.append(("blurcli", height, len(pan.boxes), seconds, score, outside))
-        print(row_text(rows[-1]), flush=True)
+        for backend, redactor in redactors.items():
+            out = work / f"crowd_{height}p.blurcli-{backend}.mp4"
+            seconds, masks = run_blurcli(redactor, pan.path, out)
+            score = score_pan(pan, out, redaction)
+            outside = masked_outside_faces(masks, pan)
+            tool = "blurcli" if backend == "auto" else f"blurcli ({backend})"
+            rows.append((tool, height, len(pan.boxes), seconds, score, outside))
+            print(row_text(rows[-1]), flush=True)
         if args.deface:
             from speed import run_deface
 

@@ -53,7 +53,7 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 def reference(frames: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
     """Per frame: (n, 4) reference boxes and the row of the enrolled face (-1 outside the close-up)."""
-    detector = load_detector(DetectSettings(threshold=0.5, upscale_small=False))
+    detector = load_detector(DetectSettings(threshold=0.5, upscale_small=False, backend="opencv"))  # the float network
     out = []
     for i, image in enumerate(frames):
         faces = detector.detect(image, max_side=4096)

@@ -13,7 +13,7 @@ reference box, the DESIGN.md scorer (shared/tools/redaction.py) says whether the
 it (detail correlation < 0.5). The share of hidden reference faces is printed for blurcli and deface.
 
 Usage:
-    python benchmarks/speed.py [--data ../shared/data] [--seconds 6] [--no-deface]
+    python benchmarks/speed.py [--data ../shared/data] [--seconds 6] [--no-deface] [--backends int8 opencv]
 
 Besides the shared clips, four are made here: a 720p30 talking head and its 1080p30 twin (from
 shared/data/video/facenet_video.mp4, resampled in time to 30 fps), a 720p crowd pan over four
@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import venv
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -179,7 +180,8 @@ def frames_of(path: Path) -> list[np.ndarray]:
 
 def protection(src: Path, outputs: dict[str, Path], scorer) -> dict[str, tuple[int, int]]:
     """Share of reference faces (CenterFace, full resolution, every frame) hidden in each output."""
-    detector = load_detector(DetectSettings(threshold=0.5, max_side=4096, upscale_small=False))
+    # The float network, whatever blurcli runs: the reference must not move with the detector it scores.
+    detector = load_detector(DetectSettings(threshold=0.5, max_side=4096, upscale_small=False, backend="opencv"))
     reference = []
     with av.open(str(src)) as container:
         for frame in container.decode(video=0):
@@ -216,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of the made 720p30 clip")
     parser.add_argument("--no-deface", action="store_true", help="skip deface (no venv install)")
     parser.add_argument("--clips", nargs="*", type=Path, help="clips to time (default: shared videos + made 720p/1080p)")
+    parser.add_argument("--backends", nargs="*", default=["auto"], choices=["auto", "int8", "opencv", "onnxruntime"],
+                        help="detector runtimes to time side by side, one blurcli row each (default: the one blurcli picks)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str((args.data / ".." / "tools").resolve()))
     import redaction
@@ -240,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         frames = frame_count(clip)
         with av.open(str(clip)) as c:
             size = f"{c.streams.video[0].width}x{c.streams.video[0].height}"
-        outputs = {}
-        t_blurcli, rss = run_blurcli(clip, work / f"{clip.stem}.blurcli.mp4", settings)
-        outputs["blurcli"] = work / f"{clip.stem}.blurcli.mp4"
+        outputs, runs = {}, {}
+        for backend in args.backends:
+            name = "blurcli" if backend == "auto" else f"blurcli ({backend})"
+            outputs[name] = work / f"{clip.stem}.blurcli-{backend}.mp4"
+            runs[name] = run_blurcli(clip, outputs[name], replace(settings, detect=replace(settings.detect, backend=backend)))
         start = time.perf_counter()
         transcode(clip, work / f"{clip.stem}.transcode.mp4", settings.crf, settings.preset)
         t_transcode = time.perf_counter() - start
@@ -256,11 +262,12 @@ def main(argv: list[str] | None = None) -> int:
             scores = {name: None for name in outputs}  # a full-resolution reference pass at 4K takes minutes
         else:
             scores = protection(clip, outputs, redaction)
-        rows.append((clip.name, size, frames, t_blurcli, t_transcode, t_deface, scores, rss))
-        print(markdown_row(rows[-1]), flush=True)
+        for name, (t_blurcli, rss) in runs.items():
+            rows.append((clip.name, name, size, frames, t_blurcli, t_transcode, t_deface, scores, rss))
+            print(markdown_row(rows[-1]), flush=True)
     print()
-    print("| clip | size | frames | blurcli fps | transcode fps | deface fps | blurcli / transcode | blurcli / deface | hidden blurcli | hidden deface | blurcli peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| clip | tool | size | frames | blurcli fps | transcode fps | deface fps | blurcli / transcode | blurcli / deface | hidden blurcli | hidden deface | blurcli peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(markdown_row(row))
     print(f"\noutputs in {work}")
@@ -284,7 +291,7 @@ def _share(score):
 
 
 def markdown_row(row) -> str:
-    name, size, frames, tb, tt, td, scores, rss = row
+    name, tool, size, frames, tb, tt, td, scores, rss = row
     fps_b, fps_t = frames / tb, frames / tt
     fps_d = frames / td if td else None
     d = f"{fps_d:.1f}" if fps_d else "–"
@@ -292,8 +299,8 @@ def markdown_row(row) -> str:
     sd = _share(scores["deface"]) if "deface" in scores else "–"
     memory = f"{rss / 1024:.2f} GB" if rss else "–"
     return (
-        f"| {name} | {size} | {frames} | {fps_b:.1f} | {fps_t:.1f} | {d} | {fps_b / fps_t:.2f} | {rd} "
-        f"| {_share(scores['blurcli'])} | {sd} | {memory} |"
+        f"| {name} | {tool} | {size} | {frames} | {fps_b:.1f} | {fps_t:.1f} | {d} | {fps_b / fps_t:.2f} | {rd} "
+        f"| {_share(scores[tool])} | {sd} | {memory} |"
     )
 
 
