@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ModelError
 from ...models import bundled_weights
 from ..centerface import INPUT_NAME, OUTPUT_NAMES
-from .base import Backend, cpu_count
+from .base import Backend
+from .onnx_runtime import session
 
 #: Python packages this backend needs.
 REQUIRES = ("onnxruntime",)
@@ -40,18 +40,8 @@ class Int8Backend(Backend):
 
     def __init__(self, model: Path, threads: int | None = None) -> None:
         super().__init__()
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise ModelError(f"onnxruntime is installed but cannot be imported: {exc}") from exc
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_count()
-        options.log_severity_level = 3  # shape-merge notes about the symbolic outputs
-        try:
-            self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"onnxruntime cannot load the face detector {model}: {exc}") from exc
-        log.debug("int8 CenterFace on onnxruntime %s, %d threads", onnxruntime.__version__, options.intra_op_num_threads)
+        self._session = session(model, str(model), ["CPUExecutionProvider"], threads)
+        log.debug("int8 CenterFace on onnxruntime, %s", self._session.get_providers())
 
     def _forward(self, blob: np.ndarray):
         return tuple(self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: blob}))

@@ -51,6 +51,22 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+def session(model: Path, content: bytes | str, providers: list[str], threads: int | None = None):
+    """An onnxruntime session for ``content`` (the model's bytes or path) on all cores (or
+    ``threads``); any failure is a ModelError naming ``model``."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelError(f"onnxruntime is installed but cannot be imported: {exc}") from exc
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or cpu_count()
+    options.log_severity_level = 3  # unused batch-norm initialisers, shape merges of symbolic outputs
+    try:
+        return onnxruntime.InferenceSession(content, options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"onnxruntime cannot load the face detector {model}: {exc}") from exc
+
+
 class OnnxRuntimeBackend(Backend):
     """onnxruntime session on CUDA when available, else on all CPU cores."""
 
@@ -58,19 +74,9 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: Path, threads: int | None = None) -> None:
         super().__init__()
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise ModelError(f"onnxruntime is installed but cannot be imported: {exc}") from exc
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_count()
-        options.log_severity_level = 3  # the model carries unused batch-norm initialisers; don't warn
-        try:
-            self._session = onnxruntime.InferenceSession(dynamic_model(model), options, providers=providers())
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"onnxruntime cannot load the face detector {model}: {exc}") from exc
+        self._session = session(model, dynamic_model(model), providers(), threads)
         self._on_cuda = self._session.get_providers()[0] == "CUDAExecutionProvider"
-        log.debug("CenterFace on onnxruntime %s, providers %s", onnxruntime.__version__, self._session.get_providers())
+        log.debug("CenterFace on onnxruntime, providers %s", self._session.get_providers())
 
     @property
     def device(self) -> str:
