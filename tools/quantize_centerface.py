@@ -33,11 +33,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from blurcli.detect.backends.int8 import WEIGHTS as OUT  # noqa: E402
 from blurcli.detect.backends.onnx_runtime import dynamic_model  # noqa: E402
 from blurcli.detect.centerface import INPUT_NAME, make_blob  # noqa: E402
 from blurcli.models import centerface_onnx  # noqa: E402
 
-from blurcli.detect.backends.int8 import WEIGHTS as OUT  # noqa: E402
 #: Outputs whose layers stay in float (the 1x1 heads): quantised, they cap every face's score at
 #: 0.895 for next to no speed (1280x736: 37 against 39 ms).
 #: Why the moving average, not the plain min-max: ranges stretched to the one most extreme picture

@@ -90,7 +90,10 @@ def _backend(name: str) -> Backend:
     if backend is None:
         cls = AVAILABLE_BACKENDS.get(name)
         if cls is None:
-            hint = {"onnxruntime": " (pip install 'blurcli[onnx]')", "int8": " (pip install 'blurcli[int8]')"}.get(name, "")
+            hint = {
+                "onnxruntime": " (pip install 'blurcli[onnx]')",
+                "int8": " (pip install 'blurcli[int8]', then python tools/quantize_centerface.py)",
+            }.get(name, "")
             installed = ", ".join(AVAILABLE_BACKENDS)
             raise ModelError(f"face detector backend {name!r} is not installed{hint}; available: {installed}")
         backend = cls(cls.model())
