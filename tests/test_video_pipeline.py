@@ -95,6 +95,9 @@ class FakeDetector:
         marks = np.stack([np.stack([cx + dx * w, top + dy * h], axis=1) for dx, dy in frontal], axis=1)
         return Faces(xyxy, np.full(len(xyxy), 0.9, np.float32), marks)
 
+    def add_small(self, image, faces, *, max_side=None):
+        return faces  # it sees every square whatever its size
+
 
 ANN = np.zeros(128, np.float32)
 
