@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from crowdpan import make_crowd_pan, masked_outside_faces, score_pan, wider_photos  # noqa: E402
 
+from blurcli.detect.backends import BACKEND_NAMES  # noqa: E402
 from blurcli.pipeline.video import VideoRedactor, VideoSettings  # noqa: E402
 from blurcli.settings import DetectSettings, IdentitySettings  # noqa: E402
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-every", type=int, default=None)
     parser.add_argument("--detect-size", type=int, default=None)
     parser.add_argument("--yunet", type=float, default=None, help="YuNet threshold (0: YuNet off)")
-    parser.add_argument("--backends", nargs="*", default=["auto"], choices=["auto", "int8", "opencv", "onnxruntime"],
+    parser.add_argument("--backends", nargs="*", default=["auto"], choices=BACKEND_NAMES,
                         help="detector runtimes to run side by side on the same pans (default: the one blurcli picks)")
     parser.add_argument("--keep", action="store_true", help="keep the clips and outputs")
     args = parser.parse_args(argv)

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from blurcli.detect import load_detector  # noqa: E402
+from blurcli.detect.backends import BACKEND_NAMES  # noqa: E402
 from blurcli.pipeline.video import VideoSettings, redact_video  # noqa: E402
 from blurcli.settings import DetectSettings, IdentitySettings  # noqa: E402
 from transcode_baseline import transcode  # noqa: E402
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of the made 720p30 clip")
     parser.add_argument("--no-deface", action="store_true", help="skip deface (no venv install)")
     parser.add_argument("--clips", nargs="*", type=Path, help="clips to time (default: shared videos + made 720p/1080p)")
-    parser.add_argument("--backends", nargs="*", default=["auto"], choices=["auto", "int8", "opencv", "onnxruntime"],
+    parser.add_argument("--backends", nargs="*", default=["auto"], choices=BACKEND_NAMES,
                         help="detector runtimes to time side by side, one blurcli row each (default: the one blurcli picks)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str((args.data / ".." / "tools").resolve()))

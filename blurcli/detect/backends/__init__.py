@@ -27,4 +27,7 @@ if _installed(*_INT8_REQUIRES) and Int8Backend.made():
 if _installed(*_ONNX_REQUIRES):
     AVAILABLE_BACKENDS[OnnxRuntimeBackend.backend_id] = OnnxRuntimeBackend
 
-__all__ = ["AVAILABLE_BACKENDS", "Backend", "Int8Backend", "OnnxRuntimeBackend", "OpenCVBackend", "cpu_count"]
+#: Every backend name :func:`blurcli.detect.load_detector` knows (installed or not), ``auto`` first.
+BACKEND_NAMES = ("auto", OpenCVBackend.backend_id, Int8Backend.backend_id, OnnxRuntimeBackend.backend_id)
+
+__all__ = ["BACKEND_NAMES", "AVAILABLE_BACKENDS", "Backend", "Int8Backend", "OnnxRuntimeBackend", "OpenCVBackend", "cpu_count"]

