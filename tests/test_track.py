@@ -258,10 +258,21 @@ def test_a_lone_sample_needs_to_be_very_confident():
 
 
 def test_samples_are_sparse():
-    v = votes(interval_s=0.5, settled_interval_s=1.0)
+    v = votes(interval_s=0.5, settled_interval_s=1.0, quick_samples=0)
     asked = [f for f in range(0, 90) if v.wants_sample(1, f) and (v.add(1, "ann", 0.45, frame_index=f) or True)]
     # first frame, then every 0.5 s until kept (2 samples), then every 1 s
     assert asked == [0, 15, 45, 75]
+
+
+def test_an_undecided_track_is_sampled_quickly_at_first_then_sparsely():
+    # A face near the tolerance (never decided by these samples): 8 samples 0.1 s apart, then every 0.5 s.
+    v = votes(quick_interval_s=0.1, quick_samples=8, interval_s=0.5)
+    asked = [f for f in range(0, 90) if v.wants_sample(1, f) and (v.add(1, None, 0.55, frame_index=f) or True)]
+    assert asked == [0, 3, 6, 9, 12, 15, 18, 21, 36, 51, 66, 81]
+    # A stranger beyond tolerance + margin is revoked by its first sample and never sampled again.
+    assert v.wants_sample(2, 0)
+    v.add(2, None, 0.7, frame_index=0)
+    assert not any(v.wants_sample(2, f) for f in range(1, 90))
 
 
 def test_revoked_track_is_never_sampled_again():
@@ -272,7 +283,7 @@ def test_revoked_track_is_never_sampled_again():
 
 
 def test_recheck_asks_for_a_sample_at_once():
-    v = votes()
+    v = votes(quick_samples=0)
     v.add(1, "ann", 0.45, frame_index=0)
     assert not v.wants_sample(1, 3)
     v.recheck(1)
