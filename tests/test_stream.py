@@ -271,6 +271,16 @@ def test_settings_are_validated(kwargs, expectation):
         assert KEY not in str(info.value)
 
 
+def test_the_look_ahead_is_longer_when_someone_is_enrolled_unless_given():
+    from blurcli.live.settings import DEFAULT_DELAY_S, ENROLLED_DELAY_S
+
+    settings = StreamSettings(SourceSpec("0"), output=Path("o.mp4"))
+    assert settings.look_ahead(enrolled=False) == DEFAULT_DELAY_S == 0.3
+    assert settings.look_ahead(enrolled=True) == ENROLLED_DELAY_S > 1.0
+    given = StreamSettings(SourceSpec("0"), output=Path("o.mp4"), delay=0.5)
+    assert given.look_ahead(enrolled=True) == given.look_ahead(enrolled=False) == 0.5
+
+
 def test_stream_key_is_masked_in_the_target_and_source_names():
     settings = StreamSettings(SourceSpec(f"rtmp://cam.local/live/{KEY}"), rtmp_url=f"rtmps://a.rtmp.youtube.com/live2/{KEY}")
     assert settings.target == "rtmps://a.rtmp.youtube.com/live2/****"

@@ -152,7 +152,7 @@ def test_stream_to_server_is_cfr_keyframed_and_hides_every_face_but_the_enrolled
     encoder, matcher = FaceEncoder(), privacy.matcher
     truth_detector = load_detector()
     faces = hidden = kept_sharp = 0
-    unmasked, seen_unmasked, low_score, kept_distances = [], [], [], []
+    unmasked, seen_unmasked, low_score, kept_faces = [], [], [], []
     for j, (tick, release, _, source) in enumerate(trace):
         if source is None:
             continue
@@ -169,9 +169,7 @@ def test_stream_to_server_is_cfr_keyframed_and_hides_every_face_but_the_enrolled
             where = (tick, round(float(height)), None if corr is None else round(corr, 2))
             if is_kept and not is_masked:
                 kept_sharp += corr is not None and corr > redaction.KEPT
-                if len(kept_distances) < 6:
-                    names, distances = matcher.match(encoder.encode(source, box[None]))
-                    kept_distances.append((tick, names[0], float(distances[0])))
+                kept_faces.append((tick, source, box))
                 continue
             faces += 1
             hidden += corr is not None and corr < redaction.HIDDEN
@@ -189,7 +187,14 @@ def test_stream_to_server_is_cfr_keyframed_and_hides_every_face_but_the_enrolled
     # dark and low in contrast; those are listed).
     assert hidden >= 0.97 * faces, f"masked but scored visible: {low_score}; unmasked: {unmasked}"
     # The enrolled face was kept sharp, and every face kept was him (distance well under a stranger's 0.6).
+    # Six kept faces spread over the run: his track is decided within a few frames of his close-up
+    # (samples come quickly at first), whose first frames lie at 0.46-0.52 from his gallery.
     assert kept_sharp >= 10, "the enrolled face was never left sharp"
+    spread = [kept_faces[i] for i in np.linspace(0, len(kept_faces) - 1, 6).round().astype(int)]
+    kept_distances = []
+    for tick, source, box in spread:
+        names, distances = matcher.match(encoder.encode(source, box[None]))
+        kept_distances.append((tick, names[0], float(distances[0])))
     assert len(kept_distances) >= 3 and max(d for *_, d in kept_distances) < 0.6, kept_distances
     assert np.median([d for *_, d in kept_distances]) <= settings.identity.tolerance, kept_distances
 

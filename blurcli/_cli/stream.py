@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..media.codec import X264_PRESETS
 from ..live import RTMP_URL_ENV, LiveStream, SourceSpec, StreamSettings, StreamStats
 from ..live.reconnect import DEFAULT_SOURCE_TIMEOUT_S, load_slate
-from ..live.settings import DEFAULT_DELAY_S, MAX_DELAY_S
+from ..live.settings import DEFAULT_DELAY_S, ENROLLED_DELAY_S, MAX_DELAY_S
 from ..settings import DetectSettings, IdentitySettings, RedactSettings, Style
 from . import app, options
 from .common import console, reporting
@@ -89,9 +89,10 @@ def stream(
         None, "--bitrate", min=200, metavar="KBPS",
         help="Video bitrate cap in kbit/s (default by resolution, as YouTube recommends: 4500 for 720p30).",
     ),
-    delay: float = typer.Option(
-        DEFAULT_DELAY_S, "--delay", min=0.0, max=MAX_DELAY_S,
-        help="Look-ahead in seconds: each frame waits this long for a detection of itself or a later frame.",
+    delay: Optional[float] = typer.Option(
+        None, "--delay", min=0.0, max=MAX_DELAY_S,
+        help=f"Look-ahead in seconds: each frame waits this long for a detection of itself or a later frame, "
+        f"and for its faces' identity (default {DEFAULT_DELAY_S} s, or {ENROLLED_DELAY_S} s when someone is enrolled).",
     ),
     fail_open: bool = typer.Option(
         False, "--fail-open",

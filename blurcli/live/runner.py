@@ -21,7 +21,7 @@ from .audio import AudioTimeline, samples_in_tick
 from .capture import Capture, FrameQueue, Mailbox
 from .clock import CfrClock
 from .lookahead import LookAhead, Release
-from .settings import StreamSettings, default_bitrate
+from .settings import DEFAULT_DELAY_S, StreamSettings, default_bitrate
 from .reconnect import Backoff, Slate
 from .budget import StepDown, choose, cpu_ms
 from .encode import EncoderSettings
@@ -113,6 +113,7 @@ class _Parts:
     sink: Sink
     lookahead: LookAhead
     step_down: StepDown
+    delay: float  # the look-ahead in seconds (see StreamSettings.look_ahead)
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -156,6 +157,7 @@ class LiveStream:
         self.backoff = backoff
         self.stop_event = threading.Event()
         self._last_warning = -1e9
+        self.delay = settings.delay  # resolved with the run's identity parts (StreamSettings.look_ahead)
 
     def stop(self) -> None:
         """Ask the stream to end after the current tick (thread-safe)."""
@@ -215,7 +217,9 @@ class LiveStream:
         picture = video.first_picture if video.first_picture is not None else np.zeros((*video.size[::-1], 3), np.uint8)
         detect(picture)
         detect_ms = cpu_ms(detect, picture)
-        interval = s.delay * DETECT_INTERVAL_SHARE
+        delay = s.look_ahead(enrolled=privacy.votes is not None)
+        # Detection's cadence follows what coverage needs, not a longer wait for identity.
+        interval = min(delay, DEFAULT_DELAY_S) * DETECT_INTERVAL_SHARE
         choice = choose(
             video.source_size or video.size, s.fps, detect_ms=detect_ms, detect_rate=1.0 / max(interval, 0.01),
             bitrate_for=lambda w, h: s.bitrate or default_bitrate(w, h, s.fps), picture=picture, size=s.size, preset=s.preset,
@@ -226,7 +230,7 @@ class LiveStream:
         log.info(
             "streaming %s -> %s%s: %dx%d at %d fps, %.1f Mbit/s, look-ahead %.2f s",
             s.source.describe(), s.target, f" (recorded to {s.record})" if s.record else "",
-            width, height, s.fps, enc.bitrate / 1e6, s.delay,
+            width, height, s.fps, enc.bitrate / 1e6, delay,
         )
         sink = Sink(enc, url=s.rtmp_url, path=s.recording, stats=self.stats, max_retries=s.max_retries, backoff=self.backoff)
         self._slate = Slate((width, height), s.redact, s.slate)
@@ -255,9 +259,9 @@ class LiveStream:
         # A detection must reach every frame within the look-ahead: its interval plus its run.
         step_down = StepDown(
             s.fps, None if s.preset else choice.preset, set_preset, interval, set_interval,
-            max_interval=0.8 * s.delay - 2 * detect_ms / 1000, stats=self.stats,
+            max_interval=0.8 * delay - 2 * detect_ms / 1000, stats=self.stats,
         )
-        return _Parts(captures, detector, identity, sink, lookahead, step_down)
+        return _Parts(captures, detector, identity, sink, lookahead, step_down, delay)
 
     def _run(self, parts: "_Parts") -> StreamStats:
         """Start the threads, run the output loop, then stop everything in order."""
@@ -313,7 +317,8 @@ class LiveStream:
         first = self._first_frames(capture, frames, lookahead, sink)
         if first is None:
             return
-        clock = CfrClock(s.fps, start=first + s.delay + 0.5 / s.fps)
+        delay = self.delay = parts.delay
+        clock = CfrClock(s.fps, start=first + delay + 0.5 / s.fps)
         stats.started = clock.due(0)
         last_image: np.ndarray | None = None
         last_picture: np.ndarray | None = None  # the last captured picture sent, unredacted (for the slate)
@@ -328,7 +333,7 @@ class LiveStream:
                 break
             parts.raise_errors()
             self._ingest(frames, lookahead, parts.detector)
-            deadline = due - s.delay
+            deadline = due - delay
             release = lookahead.take(deadline)
             if release is None and capture.ended.is_set() and not len(lookahead) and not len(frames):
                 break  # the source ended and everything it gave was sent
@@ -409,7 +414,7 @@ class LiveStream:
                 self._last_warning = now
                 log.warning(
                     "face detection is behind the %.2f s look-ahead: hiding whole frames until it catches up "
-                    "(raise --delay or lower --detect-size)", self.settings.delay,
+                    "(raise --delay or lower --detect-size)", self.delay,
                 )
         elif len(release.hide):
             redact(image, release.hide, self.settings.redact, keep=release.keep)

@@ -23,6 +23,10 @@ AUDIO_BITRATE = 128_000
 #: 2-core CPU takes 30-60 ms at 640 px, so a frame is bracketed by a later detection within about
 #: two detection times; 0.3 s leaves room for a loaded machine.
 DEFAULT_DELAY_S = 0.3
+#: Look-ahead when someone is enrolled: a kept face turns sharp only in the frames still waiting when
+#: its track is proven enrolled, and against one enrolment photo that took 4-6 samples (0.5-0.8 s of
+#: the face) on short_hamilton_clip.mp4 (``benchmarks/identity_video.py``; see ``identity/policy.py``).
+ENROLLED_DELAY_S = 1.2
 MAX_DELAY_S = 5.0
 
 #: Video bitrate caps in kbit/s by largest frame area, (30 fps, 60 fps), inside the ranges of
@@ -109,7 +113,8 @@ class StreamSettings:
             source's (see :mod:`blurcli.live.budget`).
         bitrate: video bitrate cap in bit/s; None follows :func:`default_bitrate`.
         delay: look-ahead in seconds: how long each frame waits for a detection of itself or a
-            later neighbour before it is sent.
+            later neighbour (and for its faces' identity) before it is sent; None:
+            :meth:`look_ahead` chooses.
         fail_open: when detection falls behind the look-ahead, send frames with the last known
             boxes hidden instead of hiding the whole frame.
         max_retries: consecutive failed connection attempts before giving up; None retries forever.
@@ -131,7 +136,7 @@ class StreamSettings:
     fps: int = 30
     size: tuple[int, int] | None = None
     bitrate: int | None = None
-    delay: float = DEFAULT_DELAY_S
+    delay: float | None = None
     fail_open: bool = False
     max_retries: int | None = None
     duration: float | None = None
@@ -164,7 +169,7 @@ class StreamSettings:
                 check_not_input(Path(self.slate), Path(self.recording))
         if not 1 <= self.fps <= 120:
             raise UsageError(f"--fps must be between 1 and 120, got {self.fps}")
-        if not 0.0 <= self.delay <= MAX_DELAY_S:
+        if self.delay is not None and not 0.0 <= self.delay <= MAX_DELAY_S:
             raise UsageError(f"--delay must be between 0 and {MAX_DELAY_S} seconds, got {self.delay}")
         if self.size is not None and (self.size[0] < 16 or self.size[1] < 16):
             raise UsageError(f"--size is too small: {self.size[0]}x{self.size[1]}")
@@ -182,6 +187,13 @@ class StreamSettings:
     def recording(self) -> Path | None:
         """The file this run writes locally, if any (``output`` or ``record``)."""
         return self.output if self.output is not None else self.record
+
+    def look_ahead(self, enrolled: bool) -> float:
+        """Seconds each frame waits: ``delay`` if given, else :data:`DEFAULT_DELAY_S` for detection
+        alone, or :data:`ENROLLED_DELAY_S` when someone is enrolled (identity needs longer)."""
+        if self.delay is not None:
+            return self.delay
+        return ENROLLED_DELAY_S if enrolled else DEFAULT_DELAY_S
 
     @property
     def keyframe_interval(self) -> int:
