@@ -25,8 +25,9 @@ Encoding a face costs ~75 ms, so a track is sampled sparingly: on its first good
 undecided and every ``settled_interval_s`` once kept (to notice a track that jumped to another
 face). The quick start is for live streams, which can only keep a face sharp in the frames still
 waiting in their look-ahead when the decision comes: on short_hamilton_clip.mp4 the enrolled
-face's track needed 5 samples against his one photo (means 0.58, 0.55, 0.49, 0.45, then 0.43),
-which at 0.5 s apart took 2 s of his close-up; taken as fast as the encoder goes they took 0.6 s.
+face's track needed 4-6 samples against his one photo (in one run the means of its first 1-5
+were 0.58, 0.55, 0.49, 0.45, 0.43), which at 0.5 s apart took 2 s of his close-up; taken as fast
+as the encoder goes they took 0.5-0.7 s.
 A stranger's track costs one sample (it lies beyond t + m and is revoked), so the quick start
 costs at most a few encodes per candidate track. A kept bystander is the worst failure, blurring
 the enrolled person the second worst.
