@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from blurcli.detect import load_detector  # noqa: E402
 from blurcli.faces import iou_matrix  # noqa: E402
 from blurcli.identity.enroll import enroll  # noqa: E402
-from blurcli.live import LiveStream, SourceSpec, StreamSettings, build_privacy  # noqa: E402
+from blurcli.live import SourceSpec, StreamSettings  # noqa: E402
+from blurcli.live.runner import sent_frames  # noqa: E402
 from blurcli.pipeline.video import VideoSettings, redact_video  # noqa: E402
 from blurcli.settings import DetectSettings, IdentitySettings  # noqa: E402
 
@@ -118,13 +119,7 @@ def measure(args, redaction, work: Path, how: str, source, truth) -> None:
 
     # Live: the clip as a real-time source, recorded.
     settings = StreamSettings(SourceSpec(str(clip)), output=work / f"live-{how}.mp4", identity=identity)
-    privacy = build_privacy(settings, 29.97)
-    releases = {}
-    try:
-        LiveStream(settings, privacy=privacy, trace=lambda tick, release, repeated: releases.setdefault(
-            release.frame.index, release) if release is not None else None).run()
-    finally:
-        privacy.close()
+    releases = sent_frames(settings)
     kept = {}
     strangers = stranger_kept = 0
     for index, release in releases.items():

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from blurcli.identity.enroll import enroll
-from blurcli.live import LiveStream, SourceSpec, StreamSettings, build_privacy
+from blurcli.live import SourceSpec, StreamSettings
+from blurcli.live.runner import sent_frames
 from blurcli.settings import IdentitySettings
 
 CLOSE_UP = range(82, 211)
@@ -29,13 +30,7 @@ def test_live_keeps_the_enrolled_face_from_the_start_of_his_close_up_and_nobody_
         identity=IdentitySettings(gallery=gallery),
     )
     assert settings.delay is None  # the default, as a user runs it
-    privacy = build_privacy(settings, 29.97)
-    releases = {}
-    try:
-        LiveStream(settings, privacy=privacy, trace=lambda tick, release, repeated: releases.setdefault(
-            release.frame.index, release) if release is not None else None).run()
-    finally:
-        privacy.close()
+    releases = sent_frames(settings)
 
     kept, missed = 0, []
     for index in CLOSE_UP:

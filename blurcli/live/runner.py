@@ -426,3 +426,17 @@ class LiveStream:
 def run_stream(settings: StreamSettings, **kwargs) -> StreamStats:
     """Stream with ``settings``; see :class:`LiveStream` for the keyword arguments."""
     return LiveStream(settings, **kwargs).run()
+
+
+def sent_frames(settings: StreamSettings) -> dict[int, Release]:
+    """Stream with ``settings`` and return each source frame that left the look-ahead, by its index
+    (its first release), with what was hidden and kept in it: for tests and benchmarks that judge
+    the decision in every frame."""
+    releases: dict[int, Release] = {}
+
+    def keep(tick: int, release: Release | None, repeated: bool) -> None:
+        if release is not None:
+            releases.setdefault(release.frame.index, release)
+
+    LiveStream(settings, trace=keep).run()
+    return releases
