@@ -279,6 +279,8 @@ def test_the_look_ahead_is_longer_when_someone_is_enrolled_unless_given():
     assert settings.look_ahead(enrolled=True) == ENROLLED_DELAY_S > 1.0
     given = StreamSettings(SourceSpec("0"), output=Path("o.mp4"), delay=0.5)
     assert given.look_ahead(enrolled=True) == given.look_ahead(enrolled=False) == 0.5
+    # Detection is planned for the detection look-ahead: waiting for identity never thins it out.
+    assert settings.detection_look_ahead == DEFAULT_DELAY_S and given.detection_look_ahead == 0.5
 
 
 def test_stream_key_is_masked_in_the_target_and_source_names():

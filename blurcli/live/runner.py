@@ -21,7 +21,7 @@ from .audio import AudioTimeline, samples_in_tick
 from .capture import Capture, FrameQueue, Mailbox
 from .clock import CfrClock
 from .lookahead import LookAhead, Release
-from .settings import DEFAULT_DELAY_S, StreamSettings, default_bitrate
+from .settings import StreamSettings, default_bitrate
 from .reconnect import Backoff, Slate
 from .budget import StepDown, choose, cpu_ms
 from .encode import EncoderSettings
@@ -218,8 +218,7 @@ class LiveStream:
         detect(picture)
         detect_ms = cpu_ms(detect, picture)
         delay = s.look_ahead(enrolled=privacy.votes is not None)
-        # Detection's cadence follows what coverage needs, not a longer wait for identity.
-        interval = min(delay, DEFAULT_DELAY_S) * DETECT_INTERVAL_SHARE
+        interval = s.detection_look_ahead * DETECT_INTERVAL_SHARE
         choice = choose(
             video.source_size or video.size, s.fps, detect_ms=detect_ms, detect_rate=1.0 / max(interval, 0.01),
             bitrate_for=lambda w, h: s.bitrate or default_bitrate(w, h, s.fps), picture=picture, size=s.size, preset=s.preset,
@@ -256,10 +255,11 @@ class LiveStream:
         def set_interval(seconds: float) -> None:
             detector.min_interval = seconds
 
-        # A detection must reach every frame within the look-ahead: its interval plus its run.
+        # A detection must reach every frame within the look-ahead detection is planned for: its
+        # interval plus its run (a longer wait for identity does not let it stretch).
         step_down = StepDown(
             s.fps, None if s.preset else choice.preset, set_preset, interval, set_interval,
-            max_interval=0.8 * delay - 2 * detect_ms / 1000, stats=self.stats,
+            max_interval=0.8 * s.detection_look_ahead - 2 * detect_ms / 1000, stats=self.stats,
         )
         return _Parts(captures, detector, identity, sink, lookahead, step_down, delay)
 

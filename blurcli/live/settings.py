@@ -196,6 +196,12 @@ class StreamSettings:
         return ENROLLED_DELAY_S if enrolled else DEFAULT_DELAY_S
 
     @property
+    def detection_look_ahead(self) -> float:
+        """The look-ahead detection's cadence is planned for: ``delay`` if given, else
+        :data:`DEFAULT_DELAY_S`. The longer wait for identity never makes detection sparser."""
+        return self.delay if self.delay is not None else DEFAULT_DELAY_S
+
+    @property
     def keyframe_interval(self) -> int:
         """Frames between keyframes: exactly 2 s, as YouTube and Twitch ask."""
         return 2 * self.fps
