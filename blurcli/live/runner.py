@@ -113,7 +113,6 @@ class _Parts:
     sink: Sink
     lookahead: LookAhead
     step_down: StepDown
-    delay: float  # the look-ahead in seconds (see StreamSettings.look_ahead)
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -157,7 +156,7 @@ class LiveStream:
         self.backoff = backoff
         self.stop_event = threading.Event()
         self._last_warning = -1e9
-        self.delay = settings.delay  # resolved with the run's identity parts (StreamSettings.look_ahead)
+        self.delay: float | None = None  # the look-ahead, chosen with the run's identity parts (_assemble)
 
     def stop(self) -> None:
         """Ask the stream to end after the current tick (thread-safe)."""
@@ -217,7 +216,7 @@ class LiveStream:
         picture = video.first_picture if video.first_picture is not None else np.zeros((*video.size[::-1], 3), np.uint8)
         detect(picture)
         detect_ms = cpu_ms(detect, picture)
-        delay = s.look_ahead(enrolled=privacy.votes is not None)
+        self.delay = delay = s.look_ahead(enrolled=privacy.votes is not None)
         interval = s.detection_look_ahead * DETECT_INTERVAL_SHARE
         choice = choose(
             video.source_size or video.size, s.fps, detect_ms=detect_ms, detect_rate=1.0 / max(interval, 0.01),
@@ -261,7 +260,7 @@ class LiveStream:
             s.fps, None if s.preset else choice.preset, set_preset, interval, set_interval,
             max_interval=0.8 * s.detection_look_ahead - 2 * detect_ms / 1000, stats=self.stats,
         )
-        return _Parts(captures, detector, identity, sink, lookahead, step_down, delay)
+        return _Parts(captures, detector, identity, sink, lookahead, step_down)
 
     def _run(self, parts: "_Parts") -> StreamStats:
         """Start the threads, run the output loop, then stop everything in order."""
@@ -317,7 +316,7 @@ class LiveStream:
         first = self._first_frames(capture, frames, lookahead, sink)
         if first is None:
             return
-        delay = self.delay = parts.delay
+        delay = self.delay
         clock = CfrClock(s.fps, start=first + delay + 0.5 / s.fps)
         stats.started = clock.due(0)
         last_image: np.ndarray | None = None

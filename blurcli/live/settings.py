@@ -191,9 +191,7 @@ class StreamSettings:
     def look_ahead(self, enrolled: bool) -> float:
         """Seconds each frame waits: ``delay`` if given, else :data:`DEFAULT_DELAY_S` for detection
         alone, or :data:`ENROLLED_DELAY_S` when someone is enrolled (identity needs longer)."""
-        if self.delay is not None:
-            return self.delay
-        return ENROLLED_DELAY_S if enrolled else DEFAULT_DELAY_S
+        return ENROLLED_DELAY_S if enrolled and self.delay is None else self.detection_look_ahead
 
     @property
     def detection_look_ahead(self) -> float:
