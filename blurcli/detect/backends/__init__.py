@@ -22,7 +22,7 @@ def _installed(*packages: str) -> bool:
 
 #: Installed backends by name.
 AVAILABLE_BACKENDS: dict[str, type[Backend]] = {OpenCVBackend.backend_id: OpenCVBackend}
-if _installed(*_INT8_REQUIRES) and Int8Backend.made():
+if _installed(*_INT8_REQUIRES):
     AVAILABLE_BACKENDS[Int8Backend.backend_id] = Int8Backend
 if _installed(*_ONNX_REQUIRES):
     AVAILABLE_BACKENDS[OnnxRuntimeBackend.backend_id] = OnnxRuntimeBackend

