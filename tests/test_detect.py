@@ -251,15 +251,18 @@ def test_every_installed_backend_finds_the_same_faces(backend, two_people):
         np.testing.assert_allclose(faces.xyxy[order], reference.xyxy[ref_order], atol=0.05)
 
 
-def test_the_int8_network_is_never_picked_by_itself_and_says_how_to_make_it(monkeypatch, tmp_path):
+def test_the_int8_network_is_never_picked_by_itself_and_a_missing_file_says_reinstall(monkeypatch, tmp_path):
     """int8 scores some small faces under the threshold that the float network finds, so ``auto``
-    keeps the float network (onnxruntime only with a CUDA GPU); asked for before it is made, it says how."""
-    from blurcli.detect import auto_backend
+    keeps the float network (onnxruntime only with a CUDA GPU) and int8 runs only as video's fast
+    network between float passes; its shipped file, gone, gives a clear error."""
+    from blurcli.detect import auto_backend, load_fast_detector
     from blurcli.detect.backends import int8
 
     assert auto_backend() in ("opencv", "onnxruntime")
+    assert load_detector().backend.backend_id != "int8"
+    assert load_fast_detector().backend.backend_id == ("int8" if auto_backend() == "opencv" else auto_backend())
     monkeypatch.setattr(int8, "WEIGHTS", tmp_path / "centerface_int8.onnx")
-    with pytest.raises(ModelError, match="quantize_centerface"):
+    with pytest.raises(ModelError, match="missing; reinstall blurcli"):
         int8.Int8Backend.model()
 
 

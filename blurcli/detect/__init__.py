@@ -17,12 +17,14 @@ from .backends import AVAILABLE_BACKENDS, Backend
 from .detector import FaceDetector, MultiScalePlan
 from .selfcheck import self_check, self_check_second
 
-__all__ = ["AVAILABLE_BACKENDS", "FaceDetector", "MultiScalePlan", "auto_backend", "load_detector", "self_check"]
+__all__ = [
+    "AVAILABLE_BACKENDS", "FaceDetector", "MultiScalePlan", "auto_backend", "load_detector", "load_fast_detector", "self_check",
+]
 
 log = logging.getLogger("blurcli.detect")
 
 _backends: dict[str, Backend] = {}
-_detectors: dict[tuple, FaceDetector] = {}
+_detectors: dict[tuple, FaceDetector] = {}  # (settings, backend name, plan) -> detector
 _lock = threading.Lock()
 
 
@@ -31,9 +33,10 @@ def auto_backend() -> str:
     """The backend ``auto`` picks: onnxruntime when it can use a CUDA GPU, else cv2.dnn.
 
     On a CPU, cv2.dnn (OpenCV 5) runs the float network faster than onnxruntime does. The int8
-    network (:mod:`.backends.int8`) runs twice as fast again but is never picked by itself: it
+    network (:mod:`.backends.int8`) runs 2.5-3x faster again but is never picked by itself: it
     scores some lone small faces under the threshold that the float network finds (a 16 px face:
-    0.12-0.21 against 0.29-0.34), and a face missed is the failure this tool must not have.
+    0.12-0.21 against 0.29-0.34), and a face missed is the failure this tool must not have. A
+    video runs it only between float passes (:func:`load_fast_detector`).
     """
     if "onnxruntime" in AVAILABLE_BACKENDS:
         from .backends.onnx_runtime import providers
@@ -60,12 +63,40 @@ def load_detector(settings: DetectSettings | None = None, *, backend: str | None
     name = backend or settings.backend
     if name == "auto":
         name = auto_backend()
+    return _detector(settings, name, MultiScalePlan())
+
+
+#: Heat threshold of the fast network's small-face tiles. The int8 rounding lowers weak faces'
+#: scores (a lone 16 px face: 0.12-0.21 where the float network gives 0.29-0.34), and the tiles
+#: run only where the base pass found faces under 40 px (a crowd), never on a picture without
+#: them (the dogs photo), so they may look lower than the base pass's 0.2. On the 8-photo 720p
+#: crowd pan (benchmarks/crowd.py) int8 tiles hid 96.36% of faces >= 10 px at 0.2 (a parade's one
+#: 10-20 px face lost in every frame: float tiles 96.37%), 96.63% at 0.15 and 96.66% at 0.12, with
+#: 45.8, 47.7 and 49.5% of the masked area on no labelled face (float tiles at 0.2: 42.1%).
+FAST_TILE_THRESHOLD = 0.15
+
+
+def load_fast_detector(settings: DetectSettings | None = None) -> FaceDetector:
+    """The detector a video runs between its proof passes (:class:`blurcli.pipeline.video.Analyser`).
+
+    On a CPU with ``backend="auto"`` it is the int8 network (:mod:`.backends.int8`, 2.5-3x faster
+    than cv2.dnn's float one), its small-face tiles at :data:`FAST_TILE_THRESHOLD`; wherever
+    ``auto`` picks a GPU, or a backend is named, it is :func:`load_detector`'s own.
+    """
+    settings = settings or DetectSettings()
+    if settings.backend != "auto" or auto_backend() != "opencv" or "int8" not in AVAILABLE_BACKENDS:
+        return load_detector(settings)
+    return _detector(settings, "int8", MultiScalePlan(threshold=FAST_TILE_THRESHOLD))
+
+
+def _detector(settings: DetectSettings, name: str, plan: MultiScalePlan) -> FaceDetector:
+    """The one FaceDetector for these settings, backend and plan (built on first use)."""
     with _lock:
-        detector = _detectors.get((settings, name))
+        detector = _detectors.get((settings, name, plan))
         if detector is None:
             second = _yunet(settings.yunet_threshold) if settings.yunet else None
-            detector = FaceDetector(_backend(name), settings, second=second)
-            _detectors[(settings, name)] = detector
+            detector = FaceDetector(_backend(name), settings, plan, second=second)
+            _detectors[(settings, name, plan)] = detector
     return detector
 
 
@@ -92,7 +123,7 @@ def _backend(name: str) -> Backend:
         if cls is None:
             hint = {
                 "onnxruntime": " (pip install 'blurcli[onnx]')",
-                "int8": " (pip install 'blurcli[int8]', then python tools/quantize_centerface.py)",
+                "int8": " (pip install onnxruntime)",
             }.get(name, "")
             installed = ", ".join(AVAILABLE_BACKENDS)
             raise ModelError(f"face detector backend {name!r} is not installed{hint}; available: {installed}")

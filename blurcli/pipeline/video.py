@@ -108,7 +108,8 @@ class VideoReport:
 
     ``detected_frames`` counts the frames the detector ran on, ``full_size_detections`` those of
     them it saw at the full detection size (the others at the cheap 640 px copy, see
-    :class:`Analyser`), ``small_face_passes`` those that also ran the small-face tiles. ``camera``
+    :class:`Analyser`), ``proof_detections`` those the float network ran on (the others ran the
+    fast one), ``small_face_passes`` those that also ran the small-face tiles. ``camera``
     holds the camera's pan per frame, so that an edited report (``--plan``) interpolates and pads
     each track in scene coordinates exactly as this run did."""
 
@@ -120,6 +121,7 @@ class VideoReport:
     fps: float = 0.0
     detected_frames: int = 0
     full_size_detections: int = 0
+    proof_detections: int = 0
     small_face_passes: int = 0
     cuts: list[int] = field(default_factory=list)
     tracks: list[TrackReport] = field(default_factory=list)
@@ -140,7 +142,7 @@ class VideoReport:
             input=str(src), output=None if dst is None else str(dst), width=analysis.info.width,
             height=analysis.info.height, frames=analysis.frames, fps=round(analysis.fps, 6),
             detected_frames=analysis.detected_frames, full_size_detections=analysis.full_size_detections,
-            small_face_passes=analysis.small_face_passes,
+            proof_detections=analysis.proof_detections, small_face_passes=analysis.small_face_passes,
             cuts=analysis.cuts, tracks=tracks, camera=camera_record(analysis.offsets),
         )
 
@@ -174,6 +176,7 @@ class Analysis:
     offsets: np.ndarray | None = None  # (frames, 2) camera offset per frame; track logs are in scene coordinates
     full_size_detections: int = 0  # detector runs on the full-size copy (the others on the cheap one)
     small_face_passes: int = 0  # of those, the ones that also ran the small-face tiles
+    proof_detections: int = 0  # detector runs on the float network (the others on the fast one)
 
 
 #: Bytes of decoded frames one prefetch queue may hold: 8 frames up to 1080p, 3 of a 10-bit 4K
@@ -274,8 +277,13 @@ COARSE_DETECT_SIDE = 640
 #: A face that would be this small (pixels) in the cheap copy keeps the detector on full-size
 #: passes: CenterFace starts to miss faces below it (48 px of a 720p frame, 72 px of a 1080p one).
 SMALL_IN_COARSE_PX = 24
-#: Longest time between two full-size passes (below the 0.5 s padding, so a small face that appears
-#: between two of them is still masked from its first frame: its track is padded back to there).
+#: Longest time between two proof passes: the float network at the full detection size (below the
+#: 0.5 s padding, so a small or weak face that appears between two of them is still masked from its
+#: first frame: its track is padded back to there). Between them the fast network runs
+#: (:func:`blurcli.detect.load_fast_detector`: int8 on a CPU, 2.5-3x cheaper), at full size while
+#: small faces are about, else on the 640 px copy. The int8 rounding costs a weak face some score
+#: (a lone 16 px face: 0.12-0.21 against 0.29-0.34); the proof passes find it, and its track's
+#: padding covers it from one to the next (``tests/test_video_pipeline.py``, the small newcomer).
 FINE_EVERY_S = 0.4
 #: Longest time between two small-face passes (2x-upscaled tiles where the base pass found faces
 #: under 40 px in its input, :meth:`FaceDetector.add_small`), run on a full-size detection at the
@@ -291,12 +299,13 @@ SMALL_PASS_EVERY_S = 0.5
 class Analyser:
     """Pass 1, one frame at a time: cuts, detection cadence, tracking and identity samples.
 
-    In auto size, the detector sees the full detection size (:func:`auto_detect_side`) while small
-    faces are about (any face that would be under 24 px in a 640 px copy), at the start of every
-    shot, and at least every 0.4 s; in between, when every face is large (a talking head), it sees a
-    640 px copy, 3-4x cheaper. A small face that appears between two full-size passes is found by
+    A proof pass (the float network at the full detection size, :func:`auto_detect_side`) runs at
+    the start of every shot, at least every 0.4 s (:data:`FINE_EVERY_S`) and with every small-face
+    pass; the detections in between run the fast network (int8 on a CPU), at full size while small
+    faces are about (any face that would be under 24 px in a 640 px copy), else, in auto size, on a
+    640 px copy, 3-4x cheaper again. A small face that appears between two proof passes is found by
     the next one, within 0.4 s, and its track is padded 0.5 s back, so it is hidden from its first
-    frame (``tests/test_video_pipeline.py``). Also in auto size, the first full-size detection of a
+    frame (``tests/test_video_pipeline.py``). Also in auto size, the first detection of a
     shot and then one every :data:`SMALL_PASS_EVERY_S` run the small-face tiles where the base pass
     found faces under 40 px (crowds), which find the 10-20 px faces the one pass misses.
 
@@ -333,6 +342,7 @@ class Analyser:
         self.small_passes = 0
         self._small_faces = True
         self.fine_detections = 0
+        self.proof_detections = 0
         self.logs: dict[int, TrackLog] = {}
         self.cut_frames: list[int] = []
         self.shot_start = 0
@@ -350,27 +360,28 @@ class Analyser:
             self.shot_start = index
             self._small_faces = True
             self._last_small = None
+            self._last_fine = None
         offset = self.motion.update(image, cut=cut)
         self.offsets.append(offset)
         if not self.cadence.should_detect(index, cut=cut, change=self.cuts.change):
             self.tracker.update(None, index)
             return
         self.detected += 1
-        fine = (
-            not self.adaptive
-            or self._small_faces
-            or self._last_fine is None
-            or index - self._last_fine >= self.fine_every
-        )
+        tiles = self.small_passes_on and (self._last_small is None or index - self._last_small >= self.small_every)
+        proof = tiles or self._last_fine is None or index - self._last_fine >= self.fine_every
+        fine = not self.adaptive or self._small_faces or proof
         side = self.detect_side if fine else COARSE_DETECT_SIDE
-        detector = self.redactor.detector
+        detector = self.redactor.detector if proof else self.redactor.fast_detector
         faces = detector.detect(image, max_side=side, upscale_small=False)
-        if fine and self.small_passes_on and (self._last_small is None or index - self._last_small >= self.small_every):
+        if tiles:
+            detector = self.redactor.fast_detector
             grown = detector.add_small(image, faces, max_side=side)
             self.small_passes += grown is not faces  # the same object: no face was small, no tile ran
             self._last_small, faces = index, grown
-        if fine:
+        if proof:
             self._last_fine = index
+            self.proof_detections += 1
+        if fine:
             self.fine_detections += 1
             self._small_faces = bool((faces.height <= self.small_px).any())
         elif (faces.height <= self.small_px).any():
@@ -395,7 +406,7 @@ class Analyser:
         offsets = np.asarray(self.offsets, np.float32).reshape(-1, 2)
         return Analysis(
             self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes, offsets,
-            self.fine_detections, self.small_passes,
+            self.fine_detections, self.small_passes, self.proof_detections,
         )
 
 
@@ -541,10 +552,12 @@ class VideoRedactor(MaskWriter):
 
     def __init__(self, settings: VideoSettings = VideoSettings(), *, detector=None, matcher=None, encoder=None):
         super().__init__(settings)
+        fast_detector = detector
         if detector is None:
-            from ..detect import load_detector
+            from ..detect import load_detector, load_fast_detector
 
             detector = load_detector(settings.detect)
+            fast_detector = load_fast_detector(settings.detect)
         if matcher is None:
             from ..identity.gallery import Gallery
 
@@ -554,6 +567,7 @@ class VideoRedactor(MaskWriter):
 
             encoder = FaceEncoder()
         self.detector = detector
+        self.fast_detector = fast_detector  # between proof passes (see Analyser); the same one when injected
         self.matcher = matcher
         self.encoder = encoder
 
@@ -638,9 +652,9 @@ class VideoRedactor(MaskWriter):
         report.seconds = {"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)}
         report.plan = plan  # the boxes hidden in each frame (harnesses measure false masks); not in to_dict()
         log.debug(
-            "%s: %d frames, detector on %d (small-face tiles on %d), %d cuts, %d tracks hidden, %d kept",
-            src, report.frames, report.detected_frames, report.small_face_passes, len(report.cuts), report.hidden,
-            report.kept,
+            "%s: %d frames, detector on %d (float network on %d, small-face tiles on %d), %d cuts, %d tracks hidden, %d kept",
+            src, report.frames, report.detected_frames, report.proof_detections, report.small_face_passes,
+            len(report.cuts), report.hidden, report.kept,
         )
         return report
 
