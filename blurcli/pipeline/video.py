@@ -286,8 +286,8 @@ SMALL_IN_COARSE_PX = 24
 #: padding covers it from one to the next (``tests/test_video_pipeline.py``, the small newcomer).
 FINE_EVERY_S = 0.4
 #: Longest time between two small-face passes (2x-upscaled tiles where the base pass found faces
-#: under 40 px in its input, :meth:`FaceDetector.add_small`), run on a full-size detection at the
-#: start of every shot and then at most this often. A face only the tiles find is hidden from
+#: under 40 px in its input, :meth:`FaceDetector.add_small`, on the fast network), run on a
+#: full-size detection at the start of every shot and then at most this often. A face only the tiles find is hidden from
 #: ``pad_s`` (0.5 s) before to 0.5 s after each pass that finds it, so it stays covered from one
 #: pass to the next. On the 8-photo crowd pans (benchmarks/crowd.py, 2 cores) faces >= 10 px hidden
 #: went from 94.9 to 96.4% at 720p (10-20 px: 94.1 -> 98.0%) and from 86.9 to 95.3% at 1080p
@@ -300,14 +300,15 @@ class Analyser:
     """Pass 1, one frame at a time: cuts, detection cadence, tracking and identity samples.
 
     A proof pass (the float network at the full detection size, :func:`auto_detect_side`) runs at
-    the start of every shot, at least every 0.4 s (:data:`FINE_EVERY_S`) and with every small-face
-    pass; the detections in between run the fast network (int8 on a CPU), at full size while small
+    the start of every shot and at least every 0.4 s (:data:`FINE_EVERY_S`); the detections in
+    between run the fast network (int8 on a CPU), at full size while small
     faces are about (any face that would be under 24 px in a 640 px copy), else, in auto size, on a
     640 px copy, 3-4x cheaper again. A small face that appears between two proof passes is found by
     the next one, within 0.4 s, and its track is padded 0.5 s back, so it is hidden from its first
-    frame (``tests/test_video_pipeline.py``). Also in auto size, the first detection of a
-    shot and then one every :data:`SMALL_PASS_EVERY_S` run the small-face tiles where the base pass
-    found faces under 40 px (crowds), which find the 10-20 px faces the one pass misses.
+    frame (``tests/test_video_pipeline.py``). Also in auto size, the first full-size detection of
+    a shot and then one every :data:`SMALL_PASS_EVERY_S` run the small-face tiles where the base pass
+    found faces under 40 px (crowds), which find the 10-20 px faces the one pass misses; the tiles
+    run on the fast network, at a lower threshold (:data:`blurcli.detect.FAST_TILE_THRESHOLD`).
 
     Args:
         redactor: supplies the detector, encoder, matcher and settings.
@@ -367,15 +368,14 @@ class Analyser:
             self.tracker.update(None, index)
             return
         self.detected += 1
-        tiles = self.small_passes_on and (self._last_small is None or index - self._last_small >= self.small_every)
-        proof = tiles or self._last_fine is None or index - self._last_fine >= self.fine_every
+        proof = self._last_fine is None or index - self._last_fine >= self.fine_every
         fine = not self.adaptive or self._small_faces or proof
+        tiles = fine and self.small_passes_on and (self._last_small is None or index - self._last_small >= self.small_every)
         side = self.detect_side if fine else COARSE_DETECT_SIDE
         detector = self.redactor.detector if proof else self.redactor.fast_detector
         faces = detector.detect(image, max_side=side, upscale_small=False)
         if tiles:
-            detector = self.redactor.fast_detector
-            grown = detector.add_small(image, faces, max_side=side)
+            grown = self.redactor.fast_detector.add_small(image, faces, max_side=side)
             self.small_passes += grown is not faces  # the same object: no face was small, no tile ran
             self._last_small, faces = index, grown
         if proof:
