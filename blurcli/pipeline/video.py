@@ -287,9 +287,10 @@ SMALL_IN_COARSE_PX = 24
 FINE_EVERY_S = 0.4
 #: Longest time between two small-face passes (2x-upscaled tiles where the base pass found faces
 #: under 40 px in its input, :meth:`FaceDetector.add_small`, on the fast network), run on a
-#: full-size detection at the start of every shot and then at most this often. A face only the tiles find is hidden from
-#: ``pad_s`` (0.5 s) before to 0.5 s after each pass that finds it, so it stays covered from one
-#: pass to the next. On the 8-photo crowd pans (benchmarks/crowd.py, 2 cores) faces >= 10 px hidden
+#: full-size detection at the start of every shot and then at most this often. A face only the
+#: tiles find is hidden from ``pad_s`` (0.5 s) before to 0.5 s after each pass that finds it, so it
+#: stays covered from one pass to the next. On the 8-photo crowd pans (benchmarks/crowd.py, 2
+#: cores, the float network throughout) faces >= 10 px hidden
 #: went from 94.9 to 96.4% at 720p (10-20 px: 94.1 -> 98.0%) and from 86.9 to 95.3% at 1080p
 #: (55.1 -> 90.0%), at 9.5 instead of 12.7 and 11.6 instead of 16.0 frames a second. Every tile
 #: about every 0.25 s gave 96.3% at 720p and 96.1% at 1080p at half the frame rate.
@@ -301,9 +302,9 @@ class Analyser:
 
     A proof pass (the float network at the full detection size, :func:`auto_detect_side`) runs at
     the start of every shot and at least every 0.4 s (:data:`FINE_EVERY_S`); the detections in
-    between run the fast network (int8 on a CPU), at full size while small
-    faces are about (any face that would be under 24 px in a 640 px copy), else, in auto size, on a
-    640 px copy, 3-4x cheaper again. A small face that appears between two proof passes is found by
+    between run the fast network (int8 on a CPU), at full size while small faces are about (any
+    face that would be under 24 px in a 640 px copy), else, in auto size, on a 640 px copy, 3-4x
+    cheaper again. A small face that appears between two proof passes is found by
     the next one, within 0.4 s, and its track is padded 0.5 s back, so it is hidden from its first
     frame (``tests/test_video_pipeline.py``). Also in auto size, the first full-size detection of
     a shot and then one every :data:`SMALL_PASS_EVERY_S` run the small-face tiles where the base pass
