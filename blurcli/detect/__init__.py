@@ -81,12 +81,17 @@ def load_fast_detector(settings: DetectSettings | None = None) -> FaceDetector:
 
     On a CPU with ``backend="auto"`` it is the int8 network (:mod:`.backends.int8`, 2.5-3x faster
     than cv2.dnn's float one), its small-face tiles at :data:`FAST_TILE_THRESHOLD`; wherever
-    ``auto`` picks a GPU, or a backend is named, it is :func:`load_detector`'s own.
+    ``auto`` picks a GPU, or a backend is named, or the int8 network cannot be built, it is
+    :func:`load_detector`'s own.
     """
     settings = settings or DetectSettings()
     if settings.backend != "auto" or auto_backend() != "opencv" or "int8" not in AVAILABLE_BACKENDS:
         return load_detector(settings)
-    return _detector(settings, "int8", MultiScalePlan(threshold=FAST_TILE_THRESHOLD))
+    try:
+        return _detector(settings, "int8", MultiScalePlan(threshold=FAST_TILE_THRESHOLD))
+    except ModelError as exc:  # e.g. no writable cache to build it in: slower, never less private
+        log.warning("%s; using the float face detector for every pass", exc)
+        return load_detector(settings)
 
 
 def _detector(settings: DetectSettings, name: str, plan: MultiScalePlan) -> FaceDetector:
@@ -122,8 +127,8 @@ def _backend(name: str) -> Backend:
         cls = AVAILABLE_BACKENDS.get(name)
         if cls is None:
             hint = {
-                "onnxruntime": " (pip install 'blurcli[onnx]')",
-                "int8": " (pip install onnxruntime)",
+                "onnxruntime": " (pip install onnx onnxruntime)",
+                "int8": " (pip install onnx onnxruntime)",
             }.get(name, "")
             installed = ", ".join(AVAILABLE_BACKENDS)
             raise ModelError(f"face detector backend {name!r} is not installed{hint}; available: {installed}")
