@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -49,6 +50,32 @@ def test_crowd_pan_720p_hides_small_faces_in_almost_every_frame(data_dir, tmp_pa
     assert score.share() >= 0.97, score.buckets
     small_hidden, small_total = score.buckets["small 10-20px"]
     assert small_hidden >= 0.96 * small_total, score.buckets
+
+
+def test_one_pass_writes_what_two_passes_write(data_dir, tmp_path, redactor, monkeypatch):
+    """Nobody enrolled: one decode, each frame hidden 28 frames behind the detector, gives every
+    frame of a crowd pan (and a cut) the boxes the whole file gives it in two passes."""
+    from blurcli.pipeline import one_pass
+
+    photos = {Path(p["file"]).name: p for p in wider_photos(data_dir)}
+    crowds = [photos["0_Parade_marchingband_1_629.jpg"], photos["0_Parade_Parade_0_288.jpg"]]
+    pan = make_crowd_pan(data_dir, tmp_path / "crowd.mp4", photos=crowds, seconds_per_photo=1.5)
+    hidden = {}
+    redact_frame = one_pass.redact_frame
+    monkeypatch.setattr(one_pass, "redact_frame", lambda frame, xyxy, *a, **k: (
+        hidden.__setitem__(frame.index, np.asarray(xyxy).copy()), redact_frame(frame, xyxy, *a, **k)))
+    one = redactor.redact_file(pan.path, tmp_path / "one.mp4")
+    monkeypatch.setattr(one_pass, "LOOK_AHEAD_BYTES", 0)  # no room for a look-ahead: two passes
+    two = redactor.redact_file(pan.path, tmp_path / "two.mp4")
+    assert set(one.seconds) == {"one_pass"} and set(two.seconds) == {"analyse", "write"}
+    assert sorted(hidden) == list(range(90)) and sum(len(b) for b in hidden.values()) > 1500
+    for i in range(90):  # what the stream hid is what the whole file plans
+        assert np.array_equal(hidden[i], two.plan.boxes(i)), i
+    assert [t.boxes for t in one.tracks] == [t.boxes for t in two.tracks]
+    assert [(t.hidden_from, t.hidden_to) for t in one.tracks] == [(t.hidden_from, t.hidden_to) for t in two.tracks]
+    with av.open(str(tmp_path / "one.mp4")) as a, av.open(str(tmp_path / "two.mp4")) as b:
+        for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            assert np.array_equal(x.to_ndarray(format="yuv420p"), y.to_ndarray(format="yuv420p"))
 
 
 def test_crowd_pan_1080p_small_faces_are_found_by_the_small_face_tiles(data_dir, tmp_path, redactor):

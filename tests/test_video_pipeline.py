@@ -211,24 +211,37 @@ def video_pts(path: Path) -> list[int]:
         return [frame.pts for frame in reader]
 
 
-def test_audio_copied_and_timestamps_kept(tmp_path):
+#: The file-handling guarantees hold for both ways a video is written: two passes when someone is
+#: enrolled (decisions wait for the end of the file), one pass when nobody is (every face is hidden
+#: from the moment it is seen, see blurcli.pipeline.one_pass).
+passes = pytest.mark.parametrize("enrolled", [True, False], ids=["two passes", "one pass"])
+
+
+def ran(report, enrolled: bool) -> bool:
+    """True when the report's run took the way its gallery calls for."""
+    return set(report.seconds) == ({"analyse", "write"} if enrolled else {"one_pass"})
+
+
+@passes
+def test_audio_copied_and_timestamps_kept(tmp_path, enrolled):
     pts = [0, 40, 80, 200, 240, 400, 440, 480, 520, 700]  # variable frame rate, ms
     faces = lambda i: [("green", (50, 50))]
     src = make_clip(tmp_path / "in.mp4", pts=pts, size=SIZE, audio=True, image_fn=scene(faces))
     dst = tmp_path / "out.mp4"
-    redactor().redact_file(src, dst)
+    assert ran(redactor(enrolled).redact_file(src, dst), enrolled)
     assert video_pts(dst) == video_pts(src)
     assert audio_packets(dst) == audio_packets(src) and audio_packets(src)
 
 
-def test_faces_are_found_upright_in_a_rotated_clip(tmp_path):
+@passes
+def test_faces_are_found_upright_in_a_rotated_clip(tmp_path, enrolled):
     where = (100, 30)  # in the upright picture (what a player shows)
     src = make_clip(
         tmp_path / "in.mp4", frames=8, size=SIZE, rotation=90, image_fn=scene(lambda i: [("green", where)])
     )
     dst = tmp_path / "out.mp4"
-    report = redactor().redact_file(src, dst)
-    assert (report.width, report.height) == SIZE
+    report = redactor(enrolled).redact_file(src, dst)
+    assert ran(report, enrolled) and (report.width, report.height) == SIZE
     with VideoReader(dst) as reader:
         assert reader.info.rotation == 90 and (reader.info.width, reader.info.height) == SIZE
     before, after = frames_of(src), frames_of(dst)
@@ -236,7 +249,8 @@ def test_faces_are_found_upright_in_a_rotated_clip(tmp_path):
     assert all(face_correlation(b, a, (20, 80)) > 0.9 for b, a in zip(before, after))  # background untouched
 
 
-def test_interrupt_leaves_no_output(tmp_path):
+@passes
+def test_interrupt_leaves_no_output(tmp_path, enrolled):
     src = make_clip(tmp_path / "in.mp4", frames=20, size=SIZE, fps=25, image_fn=scene(lambda i: [("green", (50, 50))]))
     dst = tmp_path / "out" / "out.mp4"
 
@@ -245,7 +259,26 @@ def test_interrupt_leaves_no_output(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        redactor().redact_file(src, dst, progress)
+        redactor(enrolled).redact_file(src, dst, progress)
+    assert not dst.exists()
+    assert list(dst.parent.iterdir()) == []  # no temp file left either
+
+
+def test_one_pass_interrupted_while_it_encodes_leaves_no_output(tmp_path):
+    """Past its look-ahead (28 frames at 30 fps) a one-pass video is encoding while it detects; an
+    interrupt then stops the encoder thread before the temporary file is removed."""
+    src = make_clip(tmp_path / "in.mp4", frames=90, size=SIZE, fps=30, image_fn=scene(lambda i: [("green", (50, 50))]))
+    dst = tmp_path / "out" / "out.mp4"
+    written = []  # bytes in the output's folder at each progress call
+
+    def progress(stage, done, total):
+        written.append(sum(p.stat().st_size for p in dst.parent.iterdir()) if dst.parent.exists() else 0)
+        if stage == "analysing" and done == 80:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        redactor(enrolled=False).redact_file(src, dst, progress)
+    assert max(written) > 0  # the temporary output was being written
     assert not dst.exists()
     assert list(dst.parent.iterdir()) == []  # no temp file left either
 
@@ -258,13 +291,14 @@ def test_unreadable_input_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
 
 
-def test_damaged_frame_midway_fails_before_writing(tmp_path):
+@passes
+def test_damaged_frame_midway_fails_before_writing(tmp_path, enrolled):
     rng = np.random.default_rng(0)
     noise = lambda i: rng.integers(0, 255, (SIZE[1], SIZE[0], 3), np.uint8)  # incompressible: data spreads evenly
     src = corrupt(make_clip(tmp_path / "in.mp4", frames=40, size=SIZE, image_fn=noise), at=0.5, nbytes=5000)
     seen = []
     with pytest.raises(InputError, match="damaged"):
-        redactor().redact_file(src, tmp_path / "out.mp4", lambda stage, done, total: seen.append((stage, done)))
+        redactor(enrolled).redact_file(src, tmp_path / "out.mp4", lambda stage, done, total: seen.append((stage, done)))
     # It failed midway through pass 1: some frames analysed, not all 40, none written. (Progress may
     # be reported more than once a frame, so the calls are not counted, the frames done are.)
     assert {stage for stage, _ in seen} == {"analysing"} and 0 < max(done for _, done in seen) < 40

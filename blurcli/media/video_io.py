@@ -160,6 +160,13 @@ class VideoFrame:
         self._image = value
         self._decoded = self._yuv = None
 
+    def bgr(self) -> np.ndarray:
+        """An upright BGR picture of the frame that leaves it its YUV planes (:attr:`image` drops
+        them): a one-pass video detects on this and redacts the planes."""
+        if self._image is not None:
+            return self._image
+        return upright(frame_to_bgr(self._frame), self.rotation)
+
     @property
     def time(self) -> float:
         """Presentation time in seconds (NaN when the frame has no pts)."""

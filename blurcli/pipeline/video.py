@@ -12,6 +12,9 @@ Pass 2 decodes the file again, hides the boxes of every track that is not an enr
 the decoded YUV planes (no BGR round trip), and writes the frames with their original timestamps
 and the audio copied. A file that fails to decode fails in pass 1, before any output exists; an
 interrupted pass 2 leaves no output.
+
+With nobody enrolled no decision waits for the end of the file, and the same stages run in one
+decode, the writing a fixed look-ahead behind the detector (:mod:`blurcli.pipeline.one_pass`).
 """
 from __future__ import annotations
 
@@ -184,11 +187,15 @@ class Analysis:
 QUEUE_BYTES = 80 * 1024 * 1024
 
 
+def frame_bytes(info) -> int:
+    """Bytes of one decoded 4:2:0 frame of ``info`` (two a sample above 8 bits)."""
+    sample = 2 if info.color.bits > 8 else 1
+    return info.coded_width * info.coded_height * 3 // 2 * sample
+
+
 def queue_depth(info) -> int:
     """How many frames of ``info``'s size a prefetch queue holds (2 to 8)."""
-    sample = 2 if info.color.bits > 8 else 1
-    frame_bytes = info.coded_width * info.coded_height * 3 // 2 * sample
-    return max(2, min(8, QUEUE_BYTES // max(frame_bytes, 1)))
+    return max(2, min(8, QUEUE_BYTES // max(frame_bytes(info), 1)))
 
 
 def _prefetch(items: Iterable, depth: int = 8) -> Iterator:
@@ -322,13 +329,13 @@ class Analyser:
         self.info = info
         self.fps = fps
         self.tracker = FaceTracker(fps=fps)
-        self.recognise = redactor.encoder is not None and not redactor.matcher.empty
+        self.recognise = not redactor.decides_at_once
         self.cadence = DetectionCadence(
             fps=fps, every=settings.detect_every, min_interval=1 if self.recognise else 2
         )
         self.cuts = CutDetector()
         self.motion = CameraMotion()
-        self.offsets: list[np.ndarray] = []
+        self._offsets = np.zeros((256, 2), np.float32)  # per frame, grown by doubling (see result)
         self.votes = votes_for(settings.identity, redactor.matcher, fps=fps)
         self.detect_side = settings.detect_max_side or auto_detect_side(info)
         # Auto size: full-size passes while small faces are about, a cheap copy between them otherwise.
@@ -346,6 +353,7 @@ class Analyser:
         self.fine_detections = 0
         self.proof_detections = 0
         self.logs: dict[int, TrackLog] = {}
+        self.new_tracks: list[int] = []  # track ids in the order their logs began
         self.cut_frames: list[int] = []
         self.shot_start = 0
         self.detected = 0
@@ -364,7 +372,9 @@ class Analyser:
             self._last_small = None
             self._last_fine = None
         offset = self.motion.update(image, cut=cut)
-        self.offsets.append(offset)
+        if index >= len(self._offsets):
+            self._offsets = np.concatenate([self._offsets, np.zeros_like(self._offsets)])
+        self._offsets[index] = offset
         if not self.cadence.should_detect(index, cut=cut, change=self.cuts.change):
             self.tracker.update(None, index)
             return
@@ -397,17 +407,18 @@ class Analyser:
         for i, track_id in enumerate(seen.track_id.tolist()):
             if track_id not in self.logs:
                 self.logs[track_id] = TrackLog(track_id, self.shot_start)
+                self.new_tracks.append(track_id)
             self.logs[track_id].add(index, seen.xyxy[i], seen.score[i])
         if self.recognise:
             seen.xyxy = shift_boxes(seen.xyxy, offset)  # back to this frame's pixels
             seen.landmarks = seen.landmarks + offset.astype(np.float32)
             sample_faces(self.votes, image, seen, index, encoder=self.redactor.encoder, matcher=self.redactor.matcher)
 
-    def result(self) -> Analysis:
-        offsets = np.asarray(self.offsets, np.float32).reshape(-1, 2)
+    def result(self, logs: dict[int, TrackLog] | None = None) -> Analysis:
+        """What was seen so far; ``logs``: only these tracks (a one-pass video's recent ones)."""
         return Analysis(
-            self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs, self.votes, offsets,
-            self.fine_detections, self.small_passes, self.proof_detections,
+            self.info, self.frames, self.fps, self.detected, self.cut_frames, self.logs if logs is None else logs,
+            self.votes, self._offsets[: self.frames], self.fine_detections, self.small_passes, self.proof_detections,
         )
 
 
@@ -419,8 +430,13 @@ def _to_frame(boxes: np.ndarray, frames, offsets: np.ndarray | None) -> np.ndarr
     return shift_boxes(boxes, offsets[np.asarray(frames, np.intp)])
 
 
+def pad_frames(pad_s: float, fps: float) -> int:
+    """``pad_s`` in frames (at least one)."""
+    return max(1, int(round(pad_s * fps)))
+
+
 def mask_plan(
-    analysis: Analysis, actions: dict[int, str], *, pad_s: float
+    analysis: Analysis, actions: dict[int, str], *, pad_s: float, within: tuple[int, int] | None = None
 ) -> tuple[MaskPlan, dict[int, tuple[int, int] | None]]:
     """The boxes of every frame from each track's action, the one rule of the tool's run and of a plan's.
 
@@ -431,16 +447,20 @@ def mask_plan(
     Args:
         analysis: the tracks (scene coordinates), cuts, frame count, fps and camera offsets.
         actions: "hidden" or "kept" per track id of ``analysis.logs``.
+        within: (first, last) frame: only the tracks that can reach these frames are planned (a
+            one-pass video plans a block at a time, :mod:`blurcli.pipeline.one_pass`).
 
     Returns:
-        The mask plan, and per track the (first, last) frame it is hidden in, or None when kept.
+        The mask plan, and per planned track the (first, last) frame it is hidden in, or None when kept.
     """
-    pad = max(1, int(round(pad_s * analysis.fps)))
+    pad = pad_frames(pad_s, analysis.fps)
     shot_ends = sorted(analysis.cuts) + [analysis.frames]
     plan = MaskPlan()
     hidden: dict[int, tuple[int, int] | None] = {}
     for track_id in sorted(analysis.logs):
         track = analysis.logs[track_id]
+        if within is not None and (track.first - pad > within[1] or track.last + pad < within[0]):
+            continue
         shot_end = next((end for end in shot_ends if end > track.shot_start), analysis.frames)
         if actions[track_id] == "hidden":
             frames, boxes = track_boxes(track, pad=pad, shot_end=shot_end)
@@ -572,6 +592,12 @@ class VideoRedactor(MaskWriter):
         self.matcher = matcher
         self.encoder = encoder
 
+    @property
+    def decides_at_once(self) -> bool:
+        """Nobody is enrolled: no track can be kept, so each is hidden from the moment it is seen and
+        the video is written in one pass (:mod:`blurcli.pipeline.one_pass`) instead of two."""
+        return self.encoder is None or self.matcher.empty
+
     # -- pass 1 -------------------------------------------------------------------------------
 
     def analyse(self, src: Path, progress: Progress | None = None, *, seconds: float | None = None) -> Analysis:
@@ -600,10 +626,15 @@ class VideoRedactor(MaskWriter):
 
     # -- between the passes -------------------------------------------------------------------
 
+    @staticmethod
+    def decide(analysis: Analysis) -> tuple[dict[int, str | None], dict[int, str]]:
+        """Every track's identity (the vote's enrolled name, or None) and action ("hidden"/"kept")."""
+        identities = {track_id: analysis.votes.decision(track_id) for track_id in analysis.logs}
+        return identities, {track_id: "hidden" if name is None else "kept" for track_id, name in identities.items()}
+
     def plan(self, analysis: Analysis) -> tuple[MaskPlan, list[TrackReport]]:
         """Decide every track (the identity vote) and build the per-frame boxes of the tracks to hide."""
-        identities = {track_id: analysis.votes.decision(track_id) for track_id in analysis.logs}
-        actions = {track_id: "hidden" if name is None else "kept" for track_id, name in identities.items()}
+        identities, actions = self.decide(analysis)
         plan, hidden = mask_plan(analysis, actions, pad_s=self.settings.pad_s)
         reports = []
         for track_id in sorted(analysis.logs):
@@ -643,14 +674,23 @@ class VideoRedactor(MaskWriter):
         src, dst = Path(src), Path(dst)
         self.check_output(src, dst)
         started = time.perf_counter()
-        analysis = self.analyse(src, progress)
-        analysed = time.perf_counter()
-        plan, tracks = self.plan(analysis)
-        ensure_parent(dst)
-        self.write(src, dst, plan, analysis.frames, progress)
-        written = time.perf_counter()
+        analysis = None
+        if self.decides_at_once:
+            from .one_pass import redact_in_one_pass
+
+            analysis = redact_in_one_pass(self, src, dst, progress)
+        if analysis is not None:
+            plan, tracks = self.plan(analysis)
+            seconds = {"one_pass": round(time.perf_counter() - started, 3)}
+        else:
+            analysis = self.analyse(src, progress)
+            analysed = time.perf_counter()
+            plan, tracks = self.plan(analysis)
+            ensure_parent(dst)
+            self.write(src, dst, plan, analysis.frames, progress)
+            seconds = {"analyse": round(analysed - started, 3), "write": round(time.perf_counter() - analysed, 3)}
         report = VideoReport.of(src, dst, analysis, tracks)
-        report.seconds = {"analyse": round(analysed - started, 3), "write": round(written - analysed, 3)}
+        report.seconds = seconds
         report.plan = plan  # the boxes hidden in each frame (harnesses measure false masks); not in to_dict()
         log.debug(
             "%s: %d frames, detector on %d (float network on %d, small-face tiles on %d), %d cuts, %d tracks hidden, %d kept",

@@ -18,6 +18,9 @@ GROW_PER_FRAME = 0.02
 GROW_MAX = 0.3
 #: Padding follows the track's velocity for at most this many frames, then holds still.
 EXTRAPOLATE_FRAMES = 5
+#: The padding's velocity is measured between detections at least this many frames apart, and
+#: taken as zero when the nearest such pair is more than 4 spans apart (see :func:`_velocity`).
+VELOCITY_SPAN = 3
 
 
 @dataclass
@@ -52,7 +55,7 @@ class TrackLog:
         return self.frames[-1]
 
 
-def _velocity(frames: np.ndarray, boxes: np.ndarray, at_end: bool, span: int = 3) -> np.ndarray:
+def _velocity(frames: np.ndarray, boxes: np.ndarray, at_end: bool, span: int = VELOCITY_SPAN) -> np.ndarray:
     """(4,) forward-time velocity (px/frame) of the box corners near one end of a track.
 
     Measured over at least ``span`` frames so detector jitter is not mistaken for motion; zero when
@@ -77,6 +80,19 @@ def _grow(boxes: np.ndarray, distance: np.ndarray) -> np.ndarray:
     size = ((boxes[:, 2] - boxes[:, 0]) + (boxes[:, 3] - boxes[:, 1])) / 2
     margin = np.minimum(GROW_PER_FRAME * distance, GROW_MAX) * size
     return boxes + np.stack([-margin, -margin, margin, margin], axis=1)
+
+
+def settle_frames(pad: int, longest_gap: int) -> int:
+    """How many frames after frame ``t`` a detection can still change ``t``'s boxes.
+
+    A track first detected up to ``pad`` frames after ``t`` is padded back over it, with a velocity
+    measured over its detections up to 4 velocity spans after its first one; a track's next
+    detection, at most ``longest_gap`` frames after its previous one (the tracker drops a track
+    missed for longer), interpolates over the frames between. Once the detector has seen frame
+    ``t + settle_frames(...)``, frame ``t``'s boxes are those the whole file would give it, so a
+    file whose decisions need no future (nobody enrolled) is written in one pass that far behind.
+    """
+    return max(pad + 4 * VELOCITY_SPAN, longest_gap) + 1
 
 
 def track_boxes(log: TrackLog, *, pad: int, shot_end: int) -> tuple[np.ndarray, np.ndarray]:

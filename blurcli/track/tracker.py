@@ -118,6 +118,12 @@ class FaceTracker:
         self._last_frame: int | None = None
         self._last_detect_frame: int | None = None
 
+    @property
+    def longest_gap(self) -> int:
+        """Most frames between two detections of one track: norfair matches a track up to
+        ``hit_counter_max + 1`` frames after its last hit, then drops it."""
+        return self._hit_counter_max + 1
+
     def _our_id(self, obj) -> int:
         track_id = self._id_offset + int(obj.id)
         self._next_id = max(self._next_id, track_id + 1)
