@@ -395,3 +395,38 @@ def test_camera_motion_measures_a_pan_and_ignores_cuts(data_dir):
     assert np.allclose(np.diff(np.array(offsets), axis=0), [-7, 0], atol=0.3), offsets
     cut = motion.update(photo[200:560, 300:940], cut=True)
     assert np.allclose(cut, offsets[-1]), "a cut must not move the scene coordinates"
+
+
+def test_face_shifts_follow_a_real_face_and_refuse_what_they_cannot_match(data_dir):
+    import cv2
+
+    from blurcli.track.motion import face_shifts
+
+    photo = cv2.imread(str(data_dir / "identity" / "mixed" / "two_people.jpg"))
+    before, after = photo[0:600, 100:1000], photo[4:604, 94:994]  # the picture moves 6 px right, 4 up
+    obama = [235 - 100, 29, 235 - 100 + 177, 29 + 177]  # labels.json's box, in the window
+    small = [obama[0], obama[1], obama[0] + 10, obama[1] + 10]  # too small to match
+    flat = np.full_like(before, 90)
+    shifts = face_shifts(before, after, [obama, small])
+    assert np.allclose(shifts[0], [6, -4], atol=0.5), shifts
+    assert np.isnan(shifts[1]).all()
+    assert np.isnan(face_shifts(flat, flat, [obama])).all()  # no texture: no speed
+    assert np.isnan(face_shifts(before, np.roll(before, 400, axis=1), [obama])).all()  # gone: no match
+
+
+def test_a_measured_new_face_needs_no_second_look_unless_it_is_fast():
+    def first_look() -> DetectionCadence:
+        cadence = DetectionCadence(fps=30)
+        cadence.observe(FaceTracker(fps=30).update(make_faces([box_at(0)]), 0), 0)
+        assert cadence.unmeasured == [1] and cadence.should_detect(2)  # unmeasured: the look 2 frames on
+        return cadence
+
+    still = first_look()
+    still.measured({1: 0.0})  # a template match found it still
+    assert still.unmeasured == [] and not still.should_detect(2) and still.should_detect(4)
+    fast = first_look()
+    fast.measured({1: 0.375})  # 3/8 of its size a frame: detect every frame
+    assert fast.should_detect(1)
+    unclear = first_look()
+    unclear.measured({1: math.nan})  # no clear match: the look stays
+    assert unclear.unmeasured == [1] and not unclear.should_detect(1) and unclear.should_detect(2)

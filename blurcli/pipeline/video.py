@@ -36,7 +36,7 @@ from ..redact import redact_frame
 from ..settings import DetectSettings, IdentitySettings, RedactSettings
 from ..identity.policy import IdentityVotes, sample_faces, votes_for
 from ..track import CutDetector, DetectionCadence, FaceTracker
-from ..track.motion import CameraMotion, shift_boxes
+from ..track.motion import CameraMotion, face_shifts, shift_boxes
 from ..track.plan import MaskPlan, TrackLog, track_boxes
 from . import known_fields
 from .paths import check_not_input, ensure_parent
@@ -352,6 +352,7 @@ class Analyser:
         self._small_faces = True
         self.fine_detections = 0
         self.proof_detections = 0
+        self._new_faces: tuple | None = None  # (frame, image, track ids, boxes, offset), see _measure_new_faces
         self.logs: dict[int, TrackLog] = {}
         self.new_tracks: list[int] = []  # track ids in the order their logs began
         self.cut_frames: list[int] = []
@@ -377,6 +378,7 @@ class Analyser:
         self._offsets[index] = offset
         if not self.cadence.should_detect(index, cut=cut, change=self.cuts.change):
             self.tracker.update(None, index)
+            self._measure_new_faces(index, image, offset)
             return
         self.detected += 1
         proof = self._last_fine is None or index - self._last_fine >= self.fine_every
@@ -402,6 +404,7 @@ class Analyser:
         tracks = self.tracker.update(scene, index)
         self.cadence.observe(tracks, index)
         seen = tracks[tracks.data["detected"]]
+        self._keep_new_faces(index, image, seen, offset)
         for track_id in seen.track_id[seen.data["jumped"]].tolist():
             self.votes.recheck(track_id)
         for i, track_id in enumerate(seen.track_id.tolist()):
@@ -413,6 +416,27 @@ class Analyser:
             seen.xyxy = shift_boxes(seen.xyxy, offset)  # back to this frame's pixels
             seen.landmarks = seen.landmarks + offset.astype(np.float32)
             sample_faces(self.votes, image, seen, index, encoder=self.redactor.encoder, matcher=self.redactor.matcher)
+
+    def _keep_new_faces(self, index: int, image: np.ndarray, seen: Faces, offset: np.ndarray) -> None:
+        """Keep the faces this detection saw first, to measure their speed on the next frame."""
+        new = np.isin(seen.track_id, self.cadence.unmeasured)
+        self._new_faces = None
+        if new.any():
+            self._new_faces = (index, image, seen.track_id[new], shift_boxes(seen.xyxy[new], offset), offset)
+
+    def _measure_new_faces(self, index: int, image: np.ndarray, offset: np.ndarray) -> None:
+        """The speed of the faces the last detection saw first, by template matching them on the
+        frame after it (:func:`blurcli.track.motion.face_shifts`, well under a millisecond a
+        face), so the cadence need not run the detector again to learn it."""
+        if self._new_faces is None or self._new_faces[0] != index - 1:
+            self._new_faces = None
+            return
+        _, before, track_ids, boxes, before_offset = self._new_faces
+        self._new_faces = None
+        shifts = face_shifts(before, image, boxes) - (offset - before_offset).astype(np.float32)  # scene motion
+        sizes = ((boxes[:, 2] - boxes[:, 0]) + (boxes[:, 3] - boxes[:, 1])) / 2
+        speeds = np.linalg.norm(shifts, axis=1) / np.maximum(sizes, 1.0)
+        self.cadence.measured(dict(zip(track_ids.tolist(), speeds.tolist())))
 
     def result(self, logs: dict[int, TrackLog] | None = None) -> Analysis:
         """What was seen so far; ``logs``: only these tracks (a one-pass video's recent ones)."""

@@ -3,7 +3,8 @@
 Detection is the costliest stage, so it runs every Nth frame and the frames in between are filled
 by the tracker (live) or by interpolation between detections (files). N follows the picture: the
 detector runs on the first frame of every shot, whenever the whole picture changes fast, two frames
-after a new face appears (to measure its speed), and often enough that no face moves more than
+after a new face appears unless a template match on the next frame measured its speed (see
+:meth:`DetectionCadence.measured`), and often enough that no face moves more than
 :data:`MAX_SHIFT` of its size between two detections, so that the tracker still links the
 detections into one track (one identity vote) and the interpolated box stays on the face;
 otherwise every :data:`MAX_INTERVAL_S`.
@@ -60,8 +61,10 @@ class DetectionCadence:
         self.max_interval = every or max(1, int(fps * MAX_INTERVAL_S))
         self.min_interval = max(1, min(min_interval, self.max_interval))
         self._interval = 1
+        self._settled = self.max_interval  # the interval the faces of known speed allow
         self._last: int | None = None
         self._seen: dict[int, tuple[int, np.ndarray, float]] = {}  # track -> (frame, centre, size)
+        self._unmeasured: set[int] = set()  # new faces whose speed is not known yet
 
     def should_detect(self, frame_index: int, *, cut: bool = False, change: float = 0.0) -> bool:
         """Args:
@@ -89,6 +92,7 @@ class DetectionCadence:
         """
         self._last = frame_index
         interval = self.max_interval
+        new = set()
         detected = tracks.data.get("detected", np.ones(len(tracks), bool))
         seen = {}
         for i, track_id in enumerate(tracks.track_id):
@@ -99,9 +103,7 @@ class DetectionCadence:
             size = max(1.0, float((box[2] - box[0] + box[3] - box[1]) / 2))
             previous = self._seen.get(int(track_id))
             if previous is None:
-                # A new face: look again soon to learn its speed; a face that moves more than
-                # 1.25 sizes in NEW_FACE_INTERVAL frames (0.6 per frame) would break its track.
-                interval = min(interval, NEW_FACE_INTERVAL)
+                new.add(int(track_id))  # its speed is unknown: see below
             else:
                 frames = frame_index - previous[0]
                 speed = float(np.linalg.norm(centre - previous[1])) / frames / max(size, previous[2])
@@ -109,9 +111,38 @@ class DetectionCadence:
                     interval = min(interval, max(1, int(MAX_SHIFT / speed)))
             seen[int(track_id)] = (frame_index, centre, size)
         self._seen = seen
+        self._settled, self._unmeasured = interval, new
+        if new:
+            # A new face: look again soon to learn its speed, unless :meth:`measured` learns it on
+            # the next frame; a face that moves more than 1.25 sizes in NEW_FACE_INTERVAL frames
+            # (0.6 per frame) would break its track.
+            interval = min(interval, NEW_FACE_INTERVAL)
         self._interval = max(interval, self.min_interval) if self.fixed is None else self.fixed
+
+    @property
+    def unmeasured(self) -> list[int]:
+        """Track ids of the faces the last detection saw first, whose speed is not known yet."""
+        return sorted(self._unmeasured)
+
+    def measured(self, speeds: dict[int, float]) -> None:
+        """Learn new faces' speeds without the detector (a template match on the next frame,
+        :func:`blurcli.track.motion.face_shifts`), in face sizes per frame; NaN: not measured.
+
+        Once every new face is measured, the look NEW_FACE_INTERVAL frames after it is no longer
+        needed and the interval is set by the speeds alone, as for the faces already known.
+        """
+        interval = self._settled
+        for track_id, speed in speeds.items():
+            if track_id in self._unmeasured and np.isfinite(speed):
+                self._unmeasured.discard(track_id)
+                if speed > 0:
+                    interval = min(interval, max(1, int(MAX_SHIFT / speed)))
+        self._settled = interval
+        if not self._unmeasured and self.fixed is None:
+            self._interval = max(interval, self.min_interval)
 
     def reset(self) -> None:
         """Forget the tracks (call with :meth:`FaceTracker.reset`)."""
         self._seen = {}
+        self._unmeasured = set()
         self._last = None
