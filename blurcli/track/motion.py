@@ -75,8 +75,12 @@ def shift_boxes(xyxy: np.ndarray, offset: np.ndarray) -> np.ndarray:
 
 #: Template matches below this normalised correlation are not trusted (the face's speed stays unknown).
 MIN_MATCH = 0.6
-#: Faces smaller than this (pixels) hold too little texture to be matched; their speed stays unknown.
-MIN_MATCH_PX = 12
+#: Faces smaller than this (pixels) are not matched: their speed stays unknown, so the cadence
+#: still looks at them again 2 frames on. That look is also a second chance at a face the detector
+#: finds only now and then, which small faces are: on the 8-photo 1080p crowd pan matching faces
+#: from 12 px hid 96.49% (300 detections), from 16 px 96.49%, from 24 px 96.81% (316), never
+#: matching 96.75% (340), at the same 15.0 frames a second.
+MIN_MATCH_PX = 24
 
 
 def face_shifts(before: np.ndarray, after: np.ndarray, xyxy: np.ndarray, *, reach: float = 1.25) -> np.ndarray:
